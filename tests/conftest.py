@@ -1,0 +1,60 @@
+"""Shared fixtures: one real Spark session, one real MLflow server over HTTP, the shared tweets.
+
+Area-specific fixtures live in their own test modules (or `tests/fixtures_*.py`) to keep this
+file small.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CSV = Path(
+    os.environ.get("SENTIMENT140_SAMPLE", ROOT.parent / "shared" / "data" / "sentiment140" / "train_100k.csv")
+)
+
+# Every test run gets its own home for buckets, MLflow data and job records.
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("SENTIMENT_BACKEND", "local")
+
+
+@pytest.fixture(scope="session")
+def sentiment_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("sentiment_home")
+    os.environ["SENTIMENT_HOME"] = str(home)
+    os.environ.pop("SENTIMENT_BUCKET_ROOT", None)
+    return home
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    if not SAMPLE_CSV.exists():
+        pytest.fail(f"shared Sentiment140 sample missing at {SAMPLE_CSV} (set SENTIMENT140_SAMPLE)")
+    return SAMPLE_CSV
+
+
+@pytest.fixture(scope="session")
+def spark(sentiment_home: Path):  # type: ignore[no-untyped-def]
+    os.environ.setdefault("SPARK_MASTER", "local[2]")
+    from sentiment_mlops.spark_session import get_spark
+
+    session = get_spark("sentiment-tests", extra={"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(sentiment_home: Path) -> Iterator[str]:
+    """A real `mlflow server` on SQLite over HTTP on a free port; yields its URL."""
+    from sentiment_mlops.local_mlflow import MlflowServer, free_port
+
+    server = MlflowServer(data_dir=sentiment_home / "mlflow", port=free_port()).start()
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    try:
+        yield server.url
+    finally:
+        server.stop()
