@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -41,6 +42,8 @@ def get_spark(app_name: str, extra: dict[str, str] | None = None) -> SparkSessio
     builder = SparkSession.builder.appName(app_name)
     if not under_spark_submit():
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers must run the driver's interpreter (the venv with this package), not `python3`.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
         for key, value in LOCAL_DEFAULTS.items():
             builder = builder.config(key, value)

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Deploy the streaming serving job on Dataproc: build the package zip, upload the entry script and
+# the zip to gs://${GCS_BUCKET}-code/jobs/, stop the serving job already running on the cluster (two
+# streams on one checkpoint would conflict), submit the new one with --async and print its id.
+#
+# The gcloud command line comes from sentiment_mlops.dataproc_jobs, the builder the Airflow DAG uses,
+# so this script cannot submit a different job. Settings come from the environment, flags override.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROG="$(basename "$0")"
+
+usage() {
+  cat <<EOF
+Usage: $PROG [options] [-- extra serving-job arguments]
+
+Required (flag or environment variable):
+  --project ID            GCP_PROJECT_ID
+  --cluster NAME          DATAPROC_CLUSTER_NAME
+  --bucket NAME           GCS_BUCKET (base name; buckets are NAME-code, NAME-predictions, ...)
+  --mlflow-uri URL        MLFLOW_TRACKING_URI
+
+Optional:
+  --region REGION         GCP_REGION (default us-central1)
+  --source-type file|kafka  SERVING_SOURCE_TYPE (default file)
+  --input-path URI        SERVING_INPUT_PATH (file source; default gs://NAME-streaming-input/incoming)
+  --kafka-bootstrap HOSTS KAFKA_BOOTSTRAP_SERVERS (required for the kafka source)
+  --kafka-topic TOPIC     KAFKA_INPUT_TOPIC (kafka source; default tweets)
+  --write-kafka           SERVING_WRITE_KAFKA=true (default for the kafka source; KAFKA_OUTPUT_TOPIC
+                          default predictions, KAFKA_OUTPUT_BOOTSTRAP default the input brokers)
+  --output-path URI       SERVING_OUTPUT_PATH (default gs://NAME-predictions/streaming)
+  --checkpoint URI        SERVING_CHECKPOINT (default gs://NAME-checkpoint/streaming/SOURCE_TYPE)
+  --model-name NAME       SERVING_MODEL_NAME (default twitter-sentiment-model-best)
+  --model-stage STAGE     SERVING_MODEL_STAGE
+  --job-id ID             SERVING_JOB_ID (default sentiment-serving-SOURCE_TYPE-UTCSTAMP)
+  --code-uri URI          CODE_URI (default gs://NAME-code/jobs)
+  --keep-existing         SERVING_KEEP_EXISTING=true: do not stop running serving jobs
+  --dry-run               print the commands instead of running them
+  -h, --help              this help
+More job settings by environment: SERVING_MODEL_FLAVOR, SERVING_BATCH_INTERVAL, SERVING_RELOAD_INTERVAL,
+SERVING_QUARANTINE_PATH, SERVING_MAX_FILES_PER_TRIGGER, SERVING_MAX_OFFSETS_PER_TRIGGER,
+SERVING_METRICS_PATH, SERVING_MAX_FAILURES_PER_HOUR (Dataproc driver restarts), SPARK_KAFKA_PACKAGE.
+Unset job settings take the builder's defaults (sentiment_mlops.dataproc_jobs.serving_args).
+Environment: PYTHON (interpreter with google-cloud-dataproc; default .venv/bin/python or python3),
+BUILD_DIR (default ROOT/build).
+EOF
+}
+
+die() { echo "$PROG: error: $*" >&2; exit 2; }
+
+PROJECT="${GCP_PROJECT_ID:-}"
+REGION="${GCP_REGION:-us-central1}"
+CLUSTER="${DATAPROC_CLUSTER_NAME:-}"
+BUCKET="${GCS_BUCKET:-}"
+MLFLOW_URI="${MLFLOW_TRACKING_URI:-}"
+SOURCE_TYPE="${SERVING_SOURCE_TYPE:-file}"
+INPUT_PATH="${SERVING_INPUT_PATH:-}"
+KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP_SERVERS:-}"
+KAFKA_TOPIC="${KAFKA_INPUT_TOPIC:-}"
+WRITE_KAFKA="${SERVING_WRITE_KAFKA:-}"
+KAFKA_OUT_BOOTSTRAP="${KAFKA_OUTPUT_BOOTSTRAP:-}"
+KAFKA_OUT_TOPIC="${KAFKA_OUTPUT_TOPIC:-}"
+OUTPUT_PATH="${SERVING_OUTPUT_PATH:-}"
+CHECKPOINT="${SERVING_CHECKPOINT:-}"
+MODEL_NAME="${SERVING_MODEL_NAME:-}"
+MODEL_STAGE="${SERVING_MODEL_STAGE:-}"
+JOB_ID="${SERVING_JOB_ID:-}"
+CODE_URI="${CODE_URI:-}"
+KEEP_EXISTING="${SERVING_KEEP_EXISTING:-false}"
+DRY_RUN=0
+EXTRA=()
+
+# value OPTION "$@": the option's value from --opt=value or --opt value.
+value() {
+  local opt="$1"; shift
+  case "$1" in
+    *=*) printf '%s' "${1#*=}" ;;
+    *) [ $# -ge 2 ] || die "$opt needs a value"; printf '%s' "$2" ;;
+  esac
+}
+# shift count for an option just read by value()
+nshift() { case "$1" in *=*) echo 1 ;; *) echo 2 ;; esac; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --project|--project=*) PROJECT="$(value --project "$@")"; shift "$(nshift "$1")" ;;
+    --region|--region=*) REGION="$(value --region "$@")"; shift "$(nshift "$1")" ;;
+    --cluster|--cluster=*) CLUSTER="$(value --cluster "$@")"; shift "$(nshift "$1")" ;;
+    --bucket|--bucket=*) BUCKET="$(value --bucket "$@")"; shift "$(nshift "$1")" ;;
+    --mlflow-uri|--mlflow-uri=*) MLFLOW_URI="$(value --mlflow-uri "$@")"; shift "$(nshift "$1")" ;;
+    --source-type|--source-type=*) SOURCE_TYPE="$(value --source-type "$@")"; shift "$(nshift "$1")" ;;
+    --input-path|--input-path=*) INPUT_PATH="$(value --input-path "$@")"; shift "$(nshift "$1")" ;;
+    --kafka-bootstrap|--kafka-bootstrap=*) KAFKA_BOOTSTRAP="$(value --kafka-bootstrap "$@")"; shift "$(nshift "$1")" ;;
+    --kafka-topic|--kafka-topic=*) KAFKA_TOPIC="$(value --kafka-topic "$@")"; shift "$(nshift "$1")" ;;
+    --output-path|--output-path=*) OUTPUT_PATH="$(value --output-path "$@")"; shift "$(nshift "$1")" ;;
+    --checkpoint|--checkpoint=*) CHECKPOINT="$(value --checkpoint "$@")"; shift "$(nshift "$1")" ;;
+    --model-name|--model-name=*) MODEL_NAME="$(value --model-name "$@")"; shift "$(nshift "$1")" ;;
+    --model-stage|--model-stage=*) MODEL_STAGE="$(value --model-stage "$@")"; shift "$(nshift "$1")" ;;
+    --job-id|--job-id=*) JOB_ID="$(value --job-id "$@")"; shift "$(nshift "$1")" ;;
+    --code-uri|--code-uri=*) CODE_URI="$(value --code-uri "$@")"; shift "$(nshift "$1")" ;;
+    --write-kafka) WRITE_KAFKA=true; shift ;;
+    --keep-existing) KEEP_EXISTING=true; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) die "unknown option: $1 (see --help)" ;;
+  esac
+done
+
+missing=()
+[ -n "$PROJECT" ] || missing+=("GCP_PROJECT_ID (--project)")
+[ -n "$CLUSTER" ] || missing+=("DATAPROC_CLUSTER_NAME (--cluster)")
+[ -n "$BUCKET" ] || missing+=("GCS_BUCKET (--bucket)")
+[ -n "$MLFLOW_URI" ] || missing+=("MLFLOW_TRACKING_URI (--mlflow-uri)")
+[ -n "$REGION" ] || missing+=("GCP_REGION (--region)")
+if [ ${#missing[@]} -gt 0 ]; then
+  list="$(printf '%s, ' "${missing[@]}")"
+  die "missing required setting(s): ${list%, }"
+fi
+
+is_true() {
+  case "${1,,}" in
+    true|1|yes) return 0 ;;
+    false|0|no|"") return 1 ;;
+    *) die "expected true or false, got '$1'" ;;
+  esac
+}
+
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+export PYTHONPATH="$ROOT/code${PYTHONPATH:+:$PYTHONPATH}"
+
+# Entry names, code URI, default paths, model and topics from the builder (KEY=VALUE lines), so they
+# match the serving DAG's; the checkpoint is per source type.
+LAYOUT="$("$PYTHON" -m sentiment_mlops.dataproc_jobs layout --gcs-bucket "$BUCKET" --source-type "$SOURCE_TYPE")" || exit 2
+while IFS='=' read -r key val; do
+  case "$key" in
+    CODE_URI) DEFAULT_CODE_URI="$val" ;;
+    SERVING_ENTRY) SERVING_ENTRY="$val" ;;
+    PACKAGE_ZIP) PACKAGE_ZIP="$val" ;;
+    APP_SERVING) APP_SERVING="$val" ;;
+    DEFAULT_SERVING_MODEL) DEFAULT_MODEL_NAME="$val" ;;
+    DEFAULT_KAFKA_INPUT_TOPIC) DEFAULT_KAFKA_TOPIC="$val" ;;
+    DEFAULT_KAFKA_OUTPUT_TOPIC) DEFAULT_KAFKA_OUT_TOPIC="$val" ;;
+    SERVING_OUTPUT) DEFAULT_OUTPUT_PATH="$val" ;;
+    SERVING_METRICS) DEFAULT_METRICS_PATH="$val" ;;
+    SERVING_CHECKPOINT) DEFAULT_CHECKPOINT="$val" ;;
+    SERVING_INPUT) DEFAULT_INPUT_PATH="$val" ;;
+  esac
+done <<<"$LAYOUT"
+
+CODE_URI="${CODE_URI:-$DEFAULT_CODE_URI}"
+CODE_URI="${CODE_URI%/}"
+JOB_ID="${JOB_ID:-sentiment-serving-$SOURCE_TYPE-$(date -u +%Y%m%d-%H%M%S)}"
+OUTPUT_PATH="${OUTPUT_PATH:-$DEFAULT_OUTPUT_PATH}"
+CHECKPOINT="${CHECKPOINT:-$DEFAULT_CHECKPOINT}"
+METRICS_PATH="${SERVING_METRICS_PATH:-$DEFAULT_METRICS_PATH}"
+MODEL_NAME="${MODEL_NAME:-$DEFAULT_MODEL_NAME}"
+if [ "$SOURCE_TYPE" = kafka ]; then
+  # Like the serving DAG: a Kafka stream reads the input topic and writes predictions back to Kafka.
+  KAFKA_TOPIC="${KAFKA_TOPIC:-$DEFAULT_KAFKA_TOPIC}"
+  WRITE_KAFKA="${WRITE_KAFKA:-true}"
+  if is_true "$WRITE_KAFKA"; then KAFKA_OUT_TOPIC="${KAFKA_OUT_TOPIC:-$DEFAULT_KAFKA_OUT_TOPIC}"; fi
+else
+  INPUT_PATH="${INPUT_PATH:-$DEFAULT_INPUT_PATH}"
+fi
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+ZIP_PATH="$BUILD_DIR/$PACKAGE_ZIP"
+ENTRY_PATH="$ROOT/code/$SERVING_ENTRY"
+
+job_opts=(--kind serving --project-id "$PROJECT" --region "$REGION" --cluster "$CLUSTER"
+  --code-uri "$CODE_URI" --job-id "$JOB_ID" --label "trigger=${SERVING_TRIGGER:-manual}"
+  --source-type "$SOURCE_TYPE" --output-path "$OUTPUT_PATH" --checkpoint "$CHECKPOINT"
+  --mlflow-uri "$MLFLOW_URI" --model-name "$MODEL_NAME")
+[ -z "$INPUT_PATH" ] || job_opts+=(--input-path "$INPUT_PATH")
+[ -z "$KAFKA_BOOTSTRAP" ] || job_opts+=(--kafka-bootstrap "$KAFKA_BOOTSTRAP")
+[ -z "$KAFKA_TOPIC" ] || job_opts+=(--kafka-topic "$KAFKA_TOPIC")
+[ -z "$KAFKA_OUT_BOOTSTRAP" ] || job_opts+=(--kafka-output-bootstrap "$KAFKA_OUT_BOOTSTRAP")
+[ -z "$KAFKA_OUT_TOPIC" ] || job_opts+=(--kafka-output-topic "$KAFKA_OUT_TOPIC")
+[ -z "$MODEL_STAGE" ] || job_opts+=(--model-stage "$MODEL_STAGE")
+[ -z "${SERVING_MODEL_FLAVOR:-}" ] || job_opts+=(--model-flavor "$SERVING_MODEL_FLAVOR")
+[ -z "${SERVING_BATCH_INTERVAL:-}" ] || job_opts+=(--batch-interval-seconds "$SERVING_BATCH_INTERVAL")
+[ -z "${SERVING_RELOAD_INTERVAL:-}" ] || job_opts+=(--reload-interval-seconds "$SERVING_RELOAD_INTERVAL")
+[ -z "${SERVING_QUARANTINE_PATH:-}" ] || job_opts+=(--quarantine-path "$SERVING_QUARANTINE_PATH")
+[ -z "${SERVING_MAX_FILES_PER_TRIGGER:-}" ] || job_opts+=(--max-files-per-trigger "$SERVING_MAX_FILES_PER_TRIGGER")
+[ -z "${SERVING_MAX_OFFSETS_PER_TRIGGER:-}" ] || job_opts+=(--max-offsets-per-trigger "$SERVING_MAX_OFFSETS_PER_TRIGGER")
+[ -z "$METRICS_PATH" ] || job_opts+=(--metrics-path "$METRICS_PATH")
+[ -z "${SERVING_MAX_FAILURES_PER_HOUR:-}" ] || job_opts+=(--max-failures-per-hour "$SERVING_MAX_FAILURES_PER_HOUR")
+if is_true "$WRITE_KAFKA"; then job_opts+=(--write-kafka); fi
+
+# The builder validates everything (names, labels, URIs, Kafka settings) and prints the argv
+# NUL-separated; the Kafka connector is added when the job reads or writes Kafka.
+CMD_FILE="$(mktemp)"
+trap 'rm -f "$CMD_FILE"' EXIT
+"$PYTHON" -m sentiment_mlops.dataproc_jobs gcloud-command --print0 --async "${job_opts[@]}" -- "${EXTRA[@]}" >"$CMD_FILE" || exit 2
+mapfile -d '' -t SUBMIT <"$CMD_FILE"
+
+# Print a command the way Python's shlex.join does (tests compare the two), or run it.
+run() {
+  if [ "$DRY_RUN" = 1 ]; then
+    local out="" a q="'"
+    for a in "$@"; do
+      if [[ -n "$a" && "$a" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+        out+="$a "
+      else
+        out+="$q${a//$q/$q\"$q\"$q}$q "
+      fi
+    done
+    echo "${out% }"
+  else
+    "$@"
+  fi
+}
+
+if [ ! -f "$ENTRY_PATH" ]; then
+  [ "$DRY_RUN" = 1 ] || die "entry script $ENTRY_PATH not found"
+  echo "$PROG: warning: entry script $ENTRY_PATH not found" >&2
+fi
+
+# Active serving jobs on this cluster, found by the builder's app label.
+LIST_ACTIVE=(gcloud dataproc jobs list "--project=$PROJECT" "--region=$REGION" "--cluster=$CLUSTER"
+  "--filter=status.state = ACTIVE AND labels.app = $APP_SERVING" "--format=value(reference.jobId)")
+
+echo "# serving job $JOB_ID on cluster $CLUSTER ($REGION), source $SOURCE_TYPE, output $OUTPUT_PATH" >&2
+run "$PYTHON" -m sentiment_mlops.package_zip "$ZIP_PATH"
+run gsutil cp "$ENTRY_PATH" "$ZIP_PATH" "$CODE_URI/"
+if ! is_true "$KEEP_EXISTING"; then
+  if [ "$DRY_RUN" = 1 ]; then
+    run "${LIST_ACTIVE[@]}"
+    echo "# then, for each listed job: gcloud dataproc jobs kill JOB_ID --project=$PROJECT --region=$REGION --quiet"
+  else
+    active="$("${LIST_ACTIVE[@]}")"
+    for old in $active; do
+      echo "# stopping serving job $old" >&2
+      # Without --async, kill returns once the job has stopped, so its checkpoint is free.
+      gcloud dataproc jobs kill "$old" "--project=$PROJECT" "--region=$REGION" --quiet
+    done
+  fi
+fi
+run "${SUBMIT[@]}"
+echo "SERVING_JOB_ID=$JOB_ID"
