@@ -16,30 +16,16 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_mlops import serving_job, training_job
+from sentiment_mlops import serving_job
 from sentiment_mlops.storage import local_path
+from tests.fixtures_serving import SERVING_MODEL as MODEL
+from tests.fixtures_serving import (
+    served_version_fixture,  # noqa: F401
+    train_serving_model,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
-BASE = "serving-itest"
-MODEL = f"{BASE}-best"
-
-
-def _train(spark, sample_csv: Path, mlflow_server: str, model: str) -> str:
-    args = training_job.build_arg_parser().parse_args(
-        [
-            "--input", str(sample_csv), "--output", f"gs://serving-itest-models/{model}", "--mlflow-uri", mlflow_server,
-            "--registered-model-name", BASE, "--mlflow-experiment", "serving-itest", "--max-rows", "3000",
-            "--num-features", "4096", "--models", model, "--force-promote",
-        ]
-    )  # fmt: skip
-    training_job.validate_args(args)
-    return str(training_job.run_training(args, spark).promotion["candidate_version"])
-
-
-@pytest.fixture(scope="module")
-def served_version(spark, sample_csv: Path, mlflow_server: str) -> str:
-    return _train(spark, sample_csv, mlflow_server, "lr")
 
 
 def _drop(folder: Path, name: str, rows: list[tuple[str, str]], header: str = "id,text") -> None:
@@ -113,7 +99,7 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
         assert "b1" in set(_predictions(tag)["id"]) and query.isActive
 
         # 3. a new version takes the alias: later rows carry it, no batch fails
-        new_version = _train(spark, sample_csv, mlflow_server, "svc")
+        new_version = train_serving_model(spark, sample_csv, mlflow_server, "svc")
         _wait_for(lambda: state.watcher.current.version == new_version, what="hot-swap to the new version")
         _drop(inbox, "after-swap.csv", [("c1", "what a lovely morning")])
         query.processAllAvailable()
