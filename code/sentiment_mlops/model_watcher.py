@@ -137,15 +137,26 @@ class ModelWatcher(Generic[M]):
                 listener(old, new)
             return (old.version if old else None), new.version, True
 
+    def forget_rejected(self) -> None:
+        """Let the next check retry versions rejected earlier (e.g. after an operator fixed them)."""
+        with self._lock:
+            self.stats.rejected_versions.clear()
+
     def load_initial(self, retries: int = 5, delay: float = 2.0) -> LoadedModel[M]:
+        """Load the first model; registry errors are retried with backoff, a broken version is not
+        (it fails the same way every time)."""
         last: Exception | None = None
         for attempt in range(retries):
+            rejected_before = len(self.stats.rejected_versions)
             try:
                 self.check_once()
                 if self._current is not None:
                     return self._current
-            except Exception as exc:  # registry down at start-up: retry a few times, then give up
+                break  # the alias names a version rejected earlier
+            except Exception as exc:
                 last = exc
+                if len(self.stats.rejected_versions) > rejected_before:
+                    break
                 log.warning("initial model load failed (attempt %d/%d): %s", attempt + 1, retries, exc)
                 time.sleep(delay * (2**attempt))
         raise RuntimeError(f"could not load {registry.model_uri(self.name, self.stage_or_alias)}: {last}")

@@ -9,8 +9,10 @@ only syntax that Java and Python regexes read the same way.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from pyspark.ml.feature import SQLTransformer
+if TYPE_CHECKING:  # the Spark-free online server imports this module without pyspark
+    from pyspark.ml.feature import SQLTransformer
 
 RAW_TEXT_COL = "text"
 CLEAN_TEXT_COL = "clean_text"
@@ -46,6 +48,8 @@ def cleaning_sql(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL
 
 
 def cleaning_stage(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL) -> SQLTransformer:
+    from pyspark.ml.feature import SQLTransformer
+
     return SQLTransformer(statement=cleaning_sql(input_col, output_col))
 
 

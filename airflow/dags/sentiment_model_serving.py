@@ -1,0 +1,124 @@
+"""Deploy the streaming serving job for the registered model (manual trigger).
+
+validate_mlflow -> get_model_to_serve -> deploy_streaming_job -> wait_for_streaming_job -> notify
+
+serving_deploy_mode=test (the default Variable) validates the job and logs the exact Job JSON but
+submits nothing; production submits it to Dataproc or to the local spark-submit runner
+(SENTIMENT_BACKEND) and waits until it is RUNNING and has written its first batch. Every serving
+Variable can be overridden for one run in the trigger form.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, chain, dag, task
+
+from sentiment_mlops import dag_tasks
+from sentiment_mlops.airflow_config import DEPLOY_MODES, SOURCE_TYPES, AirflowConfig, from_airflow_variables
+
+DAG_ID = "sentiment_model_serving"
+
+
+def _config(ti: Any) -> tuple[AirflowConfig, dict[str, Any]]:
+    started = ti.xcom_pull(task_ids="validate_mlflow")
+    return AirflowConfig.from_dict(started["config"]), started
+
+
+@dag(
+    dag_id=DAG_ID,
+    description="Deploy the Spark Structured Streaming serving job (file or Kafka source) for the MLflow model",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=1),
+    default_args={"owner": "mlops", "retries": 0},
+    tags=["sentiment", "serving", "streaming"],
+    doc_md=__doc__,
+    params={
+        "deploy_mode": Param(
+            None, type=["null", "string"], enum=[None, *DEPLOY_MODES], description="default: serving_deploy_mode"
+        ),
+        "model_name": Param(None, type=["null", "string"], description="default: serving_model_name"),
+        "model_stage": Param(None, type=["null", "string"], description="stage/alias/version; serving_model_stage"),
+        "source_type": Param(
+            None, type=["null", "string"], enum=[None, *SOURCE_TYPES], description="default: serving_source_type"
+        ),
+        "input_path": Param(None, type=["null", "string"], description="file source folder; default the bucket's"),
+        "max_files_per_trigger": Param(None, type=["null", "integer"], description="file source batch cap"),
+        "replace_running": Param(False, type="boolean", description="cancel active serving jobs first"),
+        "require_first_batch": Param(True, type="boolean", description="wait for a written batch, not only RUNNING"),
+        "wait_timeout_seconds": Param(600, type="integer", minimum=10, description="wait_for_streaming_job limit"),
+    },
+)
+def sentiment_model_serving() -> None:
+    @task
+    def validate_mlflow(**context: Any) -> dict[str, Any]:
+        params = context["params"]
+        cfg = from_airflow_variables().with_overrides(
+            serving_deploy_mode=params.get("deploy_mode"),
+            serving_model_name=params.get("model_name"),
+            serving_model_stage=params.get("model_stage"),
+            serving_source_type=params.get("source_type"),
+        )
+        health = dag_tasks.check_mlflow(cfg)
+        run_tag = dag_tasks.make_run_tag(context["run_id"], getattr(context["dag_run"], "run_after", None))
+        return {"config": cfg.as_dict(), "run_tag": run_tag, "mlflow": health}
+
+    @task
+    def get_model_to_serve(**context: Any) -> dict[str, Any]:
+        cfg, _ = _config(context["ti"])
+        return dag_tasks.model_to_serve(cfg)
+
+    @task
+    def deploy_streaming_job(**context: Any) -> dict[str, Any]:
+        cfg, started = _config(context["ti"])
+        params = context["params"]
+        job = dag_tasks.build_serving_job(
+            cfg,
+            started["run_tag"],
+            input_path=params.get("input_path"),
+            max_files_per_trigger=params.get("max_files_per_trigger"),
+        )
+        return dag_tasks.deploy_serving_job(cfg, job, replace_running=bool(params["replace_running"]))
+
+    @task
+    def wait_for_streaming_job(**context: Any) -> dict[str, Any]:
+        cfg, _ = _config(context["ti"])
+        deployment = context["ti"].xcom_pull(task_ids="deploy_streaming_job")
+        if not deployment["submitted"]:
+            return {"job_id": deployment["job_id"], "state": "NOT_SUBMITTED", "reason": "serving_deploy_mode=test"}
+        params = context["params"]
+        return dag_tasks.wait_for_serving_job(
+            cfg,
+            deployment["job_id"],
+            timeout_s=float(params["wait_timeout_seconds"]),
+            require_first_batch=bool(params["require_first_batch"]),
+        )
+
+    @task
+    def notify(**context: Any) -> str:
+        cfg, _ = _config(context["ti"])
+        ti = context["ti"]
+        model = ti.xcom_pull(task_ids="get_model_to_serve")
+        deployment = ti.xcom_pull(task_ids="deploy_streaming_job")
+        waited = ti.xcom_pull(task_ids="wait_for_streaming_job")
+        if deployment["submitted"]:
+            message = (
+                f"Serving job {deployment['job_id']} is {waited['state']} on {cfg.backend} with "
+                f"{model['name']} v{model['version']} ({model.get('model_type')}); source {cfg.serving_source_type}."
+            )
+        else:
+            message = (
+                f"Test mode: serving job {deployment['job_id']} for {model['name']} v{model['version']} validated "
+                "and logged, nothing submitted (set serving_deploy_mode=production to deploy)."
+            )
+        dag_tasks.log.info("NOTIFICATION: %s", message)
+        return message
+
+    chain(validate_mlflow(), get_model_to_serve(), deploy_streaming_job(), wait_for_streaming_job(), notify())
+
+
+sentiment_model_serving()

@@ -1,0 +1,96 @@
+"""Benchmark: the training job on the full 100k Sentiment140 sample on local[2].
+
+Wall time and rows/s of each stage and each model, and each model's test accuracy; prints a table
+and writes bench/results/train.json. Not a test: run it by hand,
+
+    .venv/bin/python bench/train.py [--input PATH] [--models all] [--enable-cv]
+
+It starts its own MLflow server (SQLite, temporary folder) so the figures include logging and
+registration as a user's run would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "sentiment140" / "train_100k.csv"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", default=str(DEFAULT_INPUT))
+    parser.add_argument("--models", default="all")
+    parser.add_argument("--enable-cv", action="store_true")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
+    opts = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    os.environ.update({"SENTIMENT_HOME": str(home), "SPARK_MASTER": opts.master, "SENTIMENT_BACKEND": "local"})
+    from sentiment_mlops import training_job
+    from sentiment_mlops.local_mlflow import MlflowServer, free_port
+    from sentiment_mlops.spark_session import get_spark
+
+    server = MlflowServer(data_dir=home / "mlflow", port=free_port()).start()
+    try:
+        argv = ["--input", opts.input, "--output", str(home / "out"), "--mlflow-uri", server.url,
+                "--models", opts.models, "--enable-caching", "--force-promote"]  # fmt: skip
+        if opts.enable_cv:
+            argv.append("--enable-cv")
+        args = training_job.build_arg_parser().parse_args(argv)
+        training_job.validate_args(args)
+        spark = get_spark("bench-train")
+        t0 = time.perf_counter()
+        summary = training_job.run_training(args, spark)
+        total = time.perf_counter() - t0
+        spark.stop()
+    finally:
+        server.stop()
+
+    rows = summary.load_report["rows_usable"]
+    train_rows = summary.split_counts["train"]
+    stages = summary.stage_seconds
+    table = [("read + classify", stages.get("read", 0.0), rows), ("split + count", stages.get("split", 0.0), rows),
+             ("features fit (clean, tokenize, TF, IDF)", stages.get("features_fit", 0.0), train_rows)]  # fmt: skip
+    if "features_cache" in stages:
+        table.append(("features transform + cache", stages["features_cache"], rows))
+    for key, info in summary.models.items():
+        table.append((f"{info['display_name']} fit", stages[f"{key}_fit"], train_rows))
+        table.append((f"{info['display_name']} evaluate (val + test)", stages[f"{key}_evaluate"],
+                      summary.split_counts["validation"] + summary.split_counts["test"]))  # fmt: skip
+    table.append(("MLflow log + register (all models)", stages.get("mlflow_log_and_register", 0.0), 0))
+    print(f"\nTraining benchmark: {rows:,} usable rows, master {opts.master}, total {total:.1f}s\n")
+    print(f"{'stage':48} {'seconds':>9} {'rows/s':>10}")
+    for name, seconds, n in table:
+        rate = f"{n / seconds:,.0f}" if n and seconds else ""
+        print(f"{name:48} {seconds:9.1f} {rate:>10}")
+    print(f"\n{'model':22} {'test acc':>9} {'test AUC':>9} {'test F1':>8}")
+    for info in summary.models.values():
+        t = info["test"]
+        print(f"{info['display_name']:22} {t['accuracy']:9.4f} {t['auc']:9.4f} {t['f1']:8.4f}")
+
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "master": opts.master, "enable_cv": opts.enable_cv, "total_seconds": round(total, 2),
+        "rows_usable": rows, "split": summary.split_counts,
+        "stages": [{"stage": n, "seconds": round(s, 2), "rows_per_s": round(r / s) if r and s else None}
+                   for n, s, r in table],
+        "models": {k: {"test": v["test"], "validation": v["validation"], "fit_seconds": v["fit_seconds"]}
+                   for k, v in summary.models.items()},
+    }  # fmt: skip
+    Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.out).write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {opts.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
