@@ -36,7 +36,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from sentiment_mlops.settings import BACKENDS, DEFAULT_MLFLOW_PORT
+from sentiment_mlops.settings import (  # noqa: F401 - re-exported
+    BACKENDS,
+    DEFAULT_KAFKA_INPUT_TOPIC,
+    DEFAULT_KAFKA_OUTPUT_TOPIC,
+    DEFAULT_MLFLOW_PORT,
+    DEFAULT_SERVING_MODEL,
+)
 
 GCP_CONN_ID = "google_cloud_default"
 
@@ -46,11 +52,8 @@ SOURCE_TYPES = ("file", "kafka")
 DEFAULT_REGION = "us-central1"
 DEFAULT_BUCKET = "sentiment-mlops"
 DEFAULT_MLFLOW_URI = f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"
-DEFAULT_SERVING_MODEL = "twitter-sentiment-model-best"
 DEFAULT_SERVING_STAGE = "Production"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_KAFKA_INPUT_TOPIC = "tweets"
-DEFAULT_KAFKA_OUTPUT_TOPIC = "predictions"
 DEFAULT_TRAINING_FILE = "raw/training.1600000.processed.noemoticon.csv"  # where download_and_upload.py puts it
 
 # Variable names, spelled as users have them in their Airflow instances (mixed case is historical).

@@ -428,7 +428,7 @@ def prepare_environment(cfg: AirflowConfig, store: Store | None = None, source_d
 
 
 def training_root(cfg: AirflowConfig, run_tag: str) -> str:
-    return f"gs://{dataproc_jobs.bucket_names(cfg.gcs_bucket)['models']}/training/{run_tag}"
+    return dataproc_jobs.training_paths(cfg.gcs_bucket, run_tag)["output"]
 
 
 def build_training_jobs(
@@ -741,17 +741,12 @@ def model_to_serve(cfg: AirflowConfig, client: Any = None) -> dict:
 
 
 def serving_paths(cfg: AirflowConfig, source_type: str | None = None) -> dict[str, str]:
-    """Where the serving job reads, writes and checkpoints. One checkpoint per source type: a
-    checkpoint of a file stream cannot resume a Kafka stream."""
+    """The builder's serving paths for this config, plus where predictions and reports go."""
+    paths = dataproc_jobs.serving_paths(cfg.gcs_bucket, source_type or cfg.serving_source_type)
     buckets = dataproc_jobs.bucket_names(cfg.gcs_bucket)
-    output = f"gs://{buckets['predictions']}/streaming"
-    source = source_type or cfg.serving_source_type
     return {
-        "output": output,
-        "predictions": join_uri(output, "predictions"),
-        "metrics": join_uri(output, "_metrics", "batches"),
-        "checkpoint": f"gs://{buckets['checkpoint']}/streaming/{source}",
-        "input": f"gs://{buckets['streaming_input']}/incoming",
+        **paths,
+        "predictions": join_uri(paths["output"], "predictions"),
         "monitoring": f"gs://{buckets['predictions']}/monitoring",
     }
 

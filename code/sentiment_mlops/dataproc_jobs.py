@@ -31,7 +31,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sentiment_mlops.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
+from sentiment_mlops.settings import (  # noqa: F401 - re-exported for the DAGs and scripts
+    DEFAULT_EXPERIMENT,
+    DEFAULT_KAFKA_INPUT_TOPIC,
+    DEFAULT_KAFKA_OUTPUT_TOPIC,
+    DEFAULT_REGISTERED_MODEL_NAME,
+    DEFAULT_SERVING_MODEL,
+)
 
 if TYPE_CHECKING:  # the real import is deferred to validate_job (see module docstring)
     from google.cloud import dataproc_v1
@@ -47,9 +53,6 @@ APP_SERVING = "sentiment-serving"
 # Defaults shared by the CI scripts and the Airflow DAGs (airflow_config holds the same values; a test
 # keeps them equal). The serving job reads the registry's "best" model, which training registers as
 # `{registered name}-best`.
-DEFAULT_SERVING_MODEL = f"{DEFAULT_REGISTERED_MODEL_NAME}-best"
-DEFAULT_KAFKA_INPUT_TOPIC = "tweets"
-DEFAULT_KAFKA_OUTPUT_TOPIC = "predictions"
 TRAINING_INPUT_OBJECT = "raw/training.1600000.processed.noemoticon.csv"  # where download_and_upload.py puts it
 
 # Same key as spark_session.BACKEND_CONF (a test checks it); repeated here so building a job does not

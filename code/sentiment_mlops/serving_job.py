@@ -25,6 +25,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from sentiment_mlops import registry, serving_parse, serving_sinks
 from sentiment_mlops.model_watcher import LoadedModel, ModelWatcher
+from sentiment_mlops.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAFKA_OUTPUT_TOPIC, DEFAULT_SERVING_MODEL
 from sentiment_mlops.spark_session import get_spark, job_settings
 from sentiment_mlops.storage import join_uri, resolve_uri
 
@@ -56,19 +57,19 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-type", choices=("file", "kafka"), default="file")
     p.add_argument("--input-path", help="folder watched for new CSV files (file source; gs:// or local)")
     p.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
-    p.add_argument("--kafka-topic", default="sentiment-input")
+    p.add_argument("--kafka-topic", default=DEFAULT_KAFKA_INPUT_TOPIC)
     p.add_argument("--starting-offsets", default="earliest", help="Kafka: earliest | latest | JSON offsets")
     p.add_argument("--output-path", required=True)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
-    p.add_argument("--model-name", default="twitter-sentiment-model-best")
+    p.add_argument("--model-name", default=DEFAULT_SERVING_MODEL)
     p.add_argument("--model-stage", default="Production", help="stage word (-> alias), alias, or version number")
     p.add_argument("--model-flavor", choices=("spark", "pyfunc"), default="spark")
     p.add_argument("--batch-interval-seconds", type=int, default=30)
     p.add_argument("--reload-interval-seconds", type=int, default=300)
     p.add_argument("--write-kafka", action="store_true")
     p.add_argument("--kafka-output-bootstrap", default=None, help="default: --kafka-bootstrap")
-    p.add_argument("--kafka-output-topic", default="sentiment-predictions")
+    p.add_argument("--kafka-output-topic", default=DEFAULT_KAFKA_OUTPUT_TOPIC)
     p.add_argument("--dead-letter-topic", default=None, help="Kafka topic for quarantined messages")
     p.add_argument("--quarantine-path", default=None, help="default: {output-path}/quarantine")
     p.add_argument("--metrics-path", default=None, help="default: {output-path}/_metrics/batches")

@@ -16,6 +16,9 @@ DEFAULT_REGISTERED_MODEL_NAME = "twitter-sentiment-model"
 DEFAULT_EXPERIMENT = "sentiment-analysis-pipeline"
 DEFAULT_MLFLOW_PORT = 5000
 PRODUCTION_ALIAS = "production"
+DEFAULT_SERVING_MODEL = f"{DEFAULT_REGISTERED_MODEL_NAME}-best"
+DEFAULT_KAFKA_INPUT_TOPIC = "tweets"
+DEFAULT_KAFKA_OUTPUT_TOPIC = "predictions"
 
 
 def _default_home() -> Path:
