@@ -1,0 +1,85 @@
+"""The end of the README's main command: drop a CSV into the streaming input bucket (as `gsutil cp`
+would: the file appears whole) and print the predictions the running serving job writes for it.
+
+    python -m sentiment_mlops.local_demo [--timeout 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+from sentiment_mlops.airflow_config import LOCAL_DEFAULT_VARIABLES, load_airflow_config
+from sentiment_mlops.dag_tasks import serving_paths
+from sentiment_mlops.storage import local_path
+
+DEMO_TWEETS = (
+    "Just got the job offer!!! Best day of my life",
+    "my flight got cancelled again, stuck at the airport all night",
+    "loving the sunshine today, off to the beach with friends",
+    "can't sleep, headache and exams tomorrow... this is awful",
+    "thanks so much for the birthday wishes everyone, you're amazing",
+    "my phone screen cracked and the repair shop is closed. great.",
+)
+
+
+def drop_file(inbox: Path, tweets: tuple[str, ...] = DEMO_TWEETS) -> tuple[Path, list[str]]:
+    """Write `demo-<time>.csv` under a hidden name, then rename it into place."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    ids = [f"demo-{stamp}-{i}" for i in range(len(tweets))]
+    tmp = inbox / f".demo-{stamp}.csv.part"
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text"])
+        writer.writerows(zip(ids, tweets, strict=True))
+    target = inbox / f"demo-{stamp}.csv"
+    tmp.rename(target)
+    return target, ids
+
+
+def wait_for_predictions(predictions: Path, ids: list[str], timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predictions.exists():
+            table = ds.dataset(str(predictions), format="parquet", partitioning="hive").to_table(
+                filter=ds.field("id").isin(ids)
+            )
+            if table.num_rows >= len(ids):
+                return sorted(table.to_pylist(), key=lambda r: ids.index(r["id"]))
+        time.sleep(2)
+    raise TimeoutError(f"no predictions for {len(ids)} demo rows under {predictions} after {timeout:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--gcs-bucket", default=LOCAL_DEFAULT_VARIABLES["GCS_BUCKET"], help="the GCS_BUCKET Variable")
+    args = parser.parse_args(argv)
+    cfg = load_airflow_config({**LOCAL_DEFAULT_VARIABLES, "GCS_BUCKET": args.gcs_bucket})
+    paths = serving_paths(cfg, "file")
+    target, ids = drop_file(local_path(paths["input"]))
+    print(f"dropped {target} ({len(ids)} tweets); this is {paths['input']}/{target.name} on the local backend")
+    try:
+        rows = wait_for_predictions(local_path(paths["predictions"]), ids, args.timeout)
+    except TimeoutError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    print(f"\n{'sentiment':9}  {'P(pos)':>6}  {'model':>34}  text")
+    for r in rows:
+        sentiment = "positive" if r["prediction"] == 1 else "negative"
+        prob = f"{r['probability']:.3f}" if r["probability"] is not None else "  n/a"
+        model = f"{r['model_name']} v{r['model_version']}"
+        print(f"{sentiment:9}  {prob:>6}  {model:>34}  {r['text']}")
+    print(f"\npredictions: {local_path(paths['predictions'])} (date=/batch_id= partitions)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The main command: the whole flow on the local backend, from a fresh Debian machine.
+#   1. set-up: Java 17 if missing, .venv with the packages, a local Airflow (SQLite)
+#   2. the MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite + local artifacts)
+#   3. `airflow dags test sentiment_training_local`: LR, RF and LinearSVC on the Sentiment140 sample,
+#      logged to MLflow, registered, the best promoted to twitter-sentiment-model-best@production
+#   4. `airflow dags test sentiment_model_serving` (production mode, file source): the streaming job
+#      runs in the background as a local "Dataproc" job (see `sentiment-jobs list`)
+#   5. a CSV dropped into the streaming input bucket, and its predictions printed
+#   6. `airflow dags test sentiment_serving_management` with stop_all: monitoring report, job stopped
+# MLflow keeps running for browsing: http://127.0.0.1:$MLFLOW_PORT (stop: airflow/stop_services.sh).
+#
+# Environment: SENTIMENT_HOME (~/.sentiment-mlops), TRAINING_INPUT (the shared 100k sample),
+# MAX_ROWS (0 = all rows), MLFLOW_PORT (5000), KEEP_SERVING=1 to leave the stream running.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap.sh
+
+export PATH="$ROOT/.venv/bin:$PATH"
+export SENTIMENT_HOME="${SENTIMENT_HOME:-$HOME/.sentiment-mlops}"
+export SENTIMENT_BACKEND=local
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$SENTIMENT_HOME/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/airflow/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+export MLFLOW_PORT="${MLFLOW_PORT:-5000}"
+INPUT="${TRAINING_INPUT:-${SENTIMENT140_SAMPLE:-$ROOT/../shared/data/sentiment140/train_100k.csv}}"
+MAX_ROWS="${MAX_ROWS:-0}"
+[ -f "$INPUT" ] || { echo "ERROR: training data not found: $INPUT (set TRAINING_INPUT)" >&2; exit 2; }
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Airflow set-up ($AIRFLOW_HOME)"
+bash airflow/setup_local.sh
+airflow variables set MLFLOW_TRACKING_URI "http://127.0.0.1:$MLFLOW_PORT" >/dev/null
+airflow variables set SENTIMENT_BACKEND local >/dev/null
+# A short trigger so the demo file is scored within seconds (default 30 s).
+airflow variables set serving_batch_interval "${SERVING_BATCH_INTERVAL:-5}" >/dev/null
+
+step "MLflow tracking server on port $MLFLOW_PORT"
+if ! python -m sentiment_mlops.local_mlflow status --port "$MLFLOW_PORT"; then
+  python -m sentiment_mlops.local_mlflow start --port "$MLFLOW_PORT"
+fi
+
+step "Training: airflow dags test sentiment_training_local ($INPUT, max_rows=$MAX_ROWS)"
+airflow dags test sentiment_training_local \
+  -c "{\"input_path\": \"$INPUT\", \"max_rows\": $MAX_ROWS}" >"$SENTIMENT_HOME/training-dag.log" 2>&1 || {
+  echo "ERROR: the training DAG failed; last lines of $SENTIMENT_HOME/training-dag.log:" >&2
+  tail -n 40 "$SENTIMENT_HOME/training-dag.log" >&2
+  exit 1
+}
+grep -E "best model|PROMOTED|KEPT CURRENT|report" "$SENTIMENT_HOME/training-dag.log" | sed 's/^.*INFO - //' | tail -n 6 || true
+
+step "Serving: airflow dags test sentiment_model_serving (production mode, file source)"
+airflow dags test sentiment_model_serving \
+  -c '{"deploy_mode": "production", "source_type": "file", "replace_running": true}' \
+  >"$SENTIMENT_HOME/serving-dag.log" 2>&1 || {
+  echo "ERROR: the serving DAG failed; last lines of $SENTIMENT_HOME/serving-dag.log:" >&2
+  tail -n 40 "$SENTIMENT_HOME/serving-dag.log" >&2
+  exit 1
+}
+sentiment-jobs list --filter 'labels.app=sentiment-serving' --state-filter active
+
+step "Dropping a CSV into the streaming input bucket"
+python -m sentiment_mlops.local_demo --gcs-bucket "$(airflow variables get GCS_BUCKET)"
+
+if [ "${KEEP_SERVING:-0}" = 1 ]; then
+  step "The serving job keeps running; stop it with: sentiment-jobs kill JOB_ID"
+  exit 0
+fi
+step "Monitoring report and stop: airflow dags test sentiment_serving_management (stop_all)"
+airflow dags test sentiment_serving_management -c '{"stop_all": true}' \
+  >"$SENTIMENT_HOME/management-dag.log" 2>&1 || {
+  echo "ERROR: the management DAG failed; see $SENTIMENT_HOME/management-dag.log" >&2
+  exit 1
+}
+grep -E "monitoring report|cancel" "$SENTIMENT_HOME/management-dag.log" | sed 's/^.*INFO - //' | tail -n 4 || true
+echo
+echo "Done. MLflow UI: http://127.0.0.1:$MLFLOW_PORT  (stop it: python -m sentiment_mlops.local_mlflow stop --port $MLFLOW_PORT)"
