@@ -4,9 +4,10 @@
 #   2. the MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite + local artifacts)
 #   3. `airflow dags test sentiment_training_local`: LR, RF and LinearSVC on the Sentiment140 sample,
 #      logged to MLflow, registered, the best promoted to twitter-sentiment-model-best@production
-#   4. `airflow dags test sentiment_model_serving` (production mode, file source): the streaming job
-#      runs in the background as a local "Dataproc" job (see `sentiment-jobs list`)
-#   5. a CSV dropped into the streaming input bucket, and its predictions printed
+#   4. a CSV dropped into the streaming input bucket (gs://sentiment-mlops-streaming-input/incoming)
+#   5. `airflow dags test sentiment_model_serving` (production mode, file source): the streaming job
+#      runs in the background as a local "Dataproc" job (`sentiment-jobs list`); the DAG waits for
+#      its first micro-batch (the dropped file), then the predictions are printed
 #   6. `airflow dags test sentiment_serving_management` with stop_all: monitoring report, job stopped
 # MLflow keeps running for browsing: http://127.0.0.1:$MLFLOW_PORT (stop: airflow/stop_services.sh).
 #
@@ -50,7 +51,16 @@ airflow dags test sentiment_training_local \
   tail -n 40 "$SENTIMENT_HOME/training-dag.log" >&2
   exit 1
 }
-grep -E "best model|PROMOTED|KEPT CURRENT|report" "$SENTIMENT_HOME/training-dag.log" | sed 's/^.*INFO - //' | tail -n 6 || true
+python - <<'PY'
+from pathlib import Path
+from sentiment_mlops.settings import load_settings
+reports = sorted(load_settings("local").bucket_root.glob("*-models/training/*/training_report.md"), key=lambda p: p.stat().st_mtime)
+print(reports[-1].read_text() if reports else "(no training report found)")
+PY
+
+step "Dropping a CSV into the streaming input bucket"
+GCS_BUCKET_VAR="$(airflow variables get GCS_BUCKET)"
+python -m sentiment_mlops.local_demo drop --gcs-bucket "$GCS_BUCKET_VAR"
 
 step "Serving: airflow dags test sentiment_model_serving (production mode, file source)"
 airflow dags test sentiment_model_serving \
@@ -62,8 +72,8 @@ airflow dags test sentiment_model_serving \
 }
 sentiment-jobs list --filter 'labels.app=sentiment-serving' --state-filter active
 
-step "Dropping a CSV into the streaming input bucket"
-python -m sentiment_mlops.local_demo --gcs-bucket "$(airflow variables get GCS_BUCKET)"
+step "Predictions for the dropped file"
+python -m sentiment_mlops.local_demo show --gcs-bucket "$GCS_BUCKET_VAR"
 
 if [ "${KEEP_SERVING:-0}" = 1 ]; then
   step "The serving job keeps running; stop it with: sentiment-jobs kill JOB_ID"

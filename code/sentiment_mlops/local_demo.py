@@ -1,13 +1,18 @@
-"""The end of the README's main command: drop a CSV into the streaming input bucket (as `gsutil cp`
-would: the file appears whole) and print the predictions the running serving job writes for it.
+"""The demo steps of the README's main command: drop a CSV into the streaming input bucket (whole,
+as a finished `gsutil cp` appears) and print the predictions the serving job writes for it.
 
-    python -m sentiment_mlops.local_demo [--timeout 300]
+    python -m sentiment_mlops.local_demo drop [--gcs-bucket B]
+    python -m sentiment_mlops.local_demo show [--gcs-bucket B] [--timeout 300]
+
+`drop` runs before the serving DAG, so the stream's first micro-batch (which the DAG waits for)
+is this file; `show` waits for its rows in the prediction Parquet and prints them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,6 +22,7 @@ import pyarrow.dataset as ds
 
 from sentiment_mlops.airflow_config import LOCAL_DEFAULT_VARIABLES, load_airflow_config
 from sentiment_mlops.dag_tasks import serving_paths
+from sentiment_mlops.settings import load_settings
 from sentiment_mlops.storage import local_path
 
 DEMO_TWEETS = (
@@ -57,27 +63,42 @@ def wait_for_predictions(predictions: Path, ids: list[str], timeout: float) -> l
     raise TimeoutError(f"no predictions for {len(ids)} demo rows under {predictions} after {timeout:.0f}s")
 
 
+def _ids_file() -> Path:
+    return load_settings("local").run_dir / "demo-ids.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("drop", "show"))
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--gcs-bucket", default=LOCAL_DEFAULT_VARIABLES["GCS_BUCKET"], help="the GCS_BUCKET Variable")
     args = parser.parse_args(argv)
     cfg = load_airflow_config({**LOCAL_DEFAULT_VARIABLES, "GCS_BUCKET": args.gcs_bucket})
     paths = serving_paths(cfg, "file")
-    target, ids = drop_file(local_path(paths["input"]))
-    print(f"dropped {target} ({len(ids)} tweets); this is {paths['input']}/{target.name} on the local backend")
+    if args.action == "drop":
+        target, ids = drop_file(local_path(paths["input"]))
+        _ids_file().parent.mkdir(parents=True, exist_ok=True)
+        _ids_file().write_text(json.dumps(ids))
+        print(f"dropped {len(ids)} tweets as {paths['input']}/{target.name} (local folder {target.parent})")
+        return 0
+    try:
+        ids = json.loads(_ids_file().read_text())
+    except (OSError, ValueError):
+        print(f"ERROR: nothing dropped yet ({_ids_file()} missing): run the drop step first", file=sys.stderr)
+        return 1
     try:
         rows = wait_for_predictions(local_path(paths["predictions"]), ids, args.timeout)
     except TimeoutError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
-    print(f"\n{'sentiment':9}  {'P(pos)':>6}  {'model':>34}  text")
+    # LinearSVC has no probability: its margin (raw_score, >0 means positive) is shown instead.
+    print(f"{'sentiment':9}  {'P(pos)/margin':>13}  {'model':>34}  text")
     for r in rows:
         sentiment = "positive" if r["prediction"] == 1 else "negative"
-        prob = f"{r['probability']:.3f}" if r["probability"] is not None else "  n/a"
+        prob = f"{r['probability']:.3f}" if r["probability"] is not None else f"m {r['raw_score']:+.3f}"
         model = f"{r['model_name']} v{r['model_version']}"
-        print(f"{sentiment:9}  {prob:>6}  {model:>34}  {r['text']}")
-    print(f"\npredictions: {local_path(paths['predictions'])} (date=/batch_id= partitions)")
+        print(f"{sentiment:9}  {prob:>13}  {model:>34}  {r['text']}")
+    print(f"\npredictions: {paths['predictions']} = {local_path(paths['predictions'])} (date=/batch_id= folders)")
     return 0
 
 
