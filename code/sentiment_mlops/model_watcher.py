@@ -10,6 +10,7 @@ every poll) while the current one keeps serving. Registry errors back off expone
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,13 @@ from sentiment_mlops import registry
 log = logging.getLogger(__name__)
 
 M = TypeVar("M")
+
+
+def prefer_fast_registry_failures() -> None:
+    """A poller retries on its own schedule; MLflow's default of 7 retries per call (about 4 minutes)
+    would stall it while the registry is down. Explicit settings in the environment win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class ModelWatcher(Generic[M]):
         poll_seconds: float = 300.0,
         max_backoff_seconds: float = 300.0,
     ) -> None:
+        prefer_fast_registry_failures()
         self.tracking_uri = tracking_uri
         self.name = name
         self.stage_or_alias = stage_or_alias

@@ -61,7 +61,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from starlette.concurrency import run_in_threadpool
 
 from sentiment_mlops import registry
-from sentiment_mlops.model_watcher import LoadedModel, ModelWatcher
+from sentiment_mlops.model_watcher import LoadedModel, ModelWatcher, prefer_fast_registry_failures
 from sentiment_mlops.settings import DEFAULT_MLFLOW_PORT, DEFAULT_REGISTERED_MODEL_NAME, PRODUCTION_ALIAS
 from sentiment_mlops.spark_free_model import Prediction, SparkFreeModel, load_model
 
@@ -638,8 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     # registry 7 times (~4 minutes) per call; a server that polls again anyway should give up
     # sooner, so POST /reload answers in seconds. Explicit settings in the environment win.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    prefer_fast_registry_failures()
     import uvicorn
 
     log.info(
