@@ -7,7 +7,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PROG="$(basename "$0")"
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=ci-cd/common.sh
+. "$ROOT/ci-cd/common.sh"
 
 usage() {
   cat <<EOF
@@ -17,82 +19,26 @@ MLFLOW_TRACKING_URI. SMOKE_TIMEOUT (seconds, default 900) bounds the PySpark job
 EOF
 }
 
-die() { echo "$PROG: error: $*" >&2; exit 2; }
-
-PROJECT="${GCP_PROJECT_ID:-}"
-REGION="${GCP_REGION:-us-central1}"
-CLUSTER="${DATAPROC_CLUSTER_NAME:-}"
-BUCKET="${GCS_BUCKET:-}"
-MLFLOW_URI="${MLFLOW_TRACKING_URI:-}"
 SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-900}"
-DRY_RUN=0
-
-value() {
-  local opt="$1"; shift
-  case "$1" in
-    *=*) printf '%s' "${1#*=}" ;;
-    *) [ $# -ge 2 ] || die "$opt needs a value"; printf '%s' "$2" ;;
-  esac
-}
-nshift() { case "$1" in *=*) echo 1 ;; *) echo 2 ;; esac; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --project|--project=*) PROJECT="$(value --project "$@")"; shift "$(nshift "$1")" ;;
-    --region|--region=*) REGION="$(value --region "$@")"; shift "$(nshift "$1")" ;;
-    --cluster|--cluster=*) CLUSTER="$(value --cluster "$@")"; shift "$(nshift "$1")" ;;
-    --bucket|--bucket=*) BUCKET="$(value --bucket "$@")"; shift "$(nshift "$1")" ;;
-    --mlflow-uri|--mlflow-uri=*) MLFLOW_URI="$(value --mlflow-uri "$@")"; shift "$(nshift "$1")" ;;
-    --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) die "unknown option: $1 (see --help)" ;;
+    *) common_option "$@"; shift "$SHIFT" ;;  # --project ... --dry-run, else an unknown option
   esac
 done
 
-missing=()
-[ -n "$PROJECT" ] || missing+=("GCP_PROJECT_ID (--project)")
-[ -n "$CLUSTER" ] || missing+=("DATAPROC_CLUSTER_NAME (--cluster)")
-[ -n "$BUCKET" ] || missing+=("GCS_BUCKET (--bucket)")
-[ -n "$MLFLOW_URI" ] || missing+=("MLFLOW_TRACKING_URI (--mlflow-uri)")
-[ -n "$REGION" ] || missing+=("GCP_REGION (--region)")
-if [ ${#missing[@]} -gt 0 ]; then
-  list="$(printf '%s, ' "${missing[@]}")"
-  die "missing required setting(s): ${list%, }"
-fi
-
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
-fi
-export PYTHONPATH="$ROOT/code${PYTHONPATH:+:$PYTHONPATH}"
+require_settings
+use_python
 
 # Bucket names and the code URI from the job builder, so the check covers the buckets the jobs use.
-LAYOUT="$("$PYTHON" -m sentiment_mlops.dataproc_jobs layout --gcs-bucket "$BUCKET")" || exit 2
-BUCKETS=()
-while IFS='=' read -r key val; do
-  case "$key" in
-    BUCKET_*) BUCKETS+=("$val") ;;
-    CODE_URI) CODE_URI="$val" ;;
-    PACKAGE_ZIP) PACKAGE_ZIP="$val" ;;
-  esac
-done <<<"$LAYOUT"
+read_layout "$BUCKET"
+PACKAGE_ZIP="$LAYOUT_PACKAGE_ZIP"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-SMOKE_URI="$CODE_URI/smoke"
+SMOKE_URI="$LAYOUT_CODE_URI/smoke"
 RUN_ID="dataproc-smoke-$(date -u +%Y%m%d-%H%M%S)"
-
-quote() {
-  local out="" a q="'"
-  for a in "$@"; do
-    if [[ -n "$a" && "$a" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then out+="$a "; else out+="$q${a//$q/$q\"$q\"$q}$q "; fi
-  done
-  echo "${out% }"
-}
-
-# x COMMAND...: run it, or in dry-run mode print it the way Python's shlex.join would.
-x() {
-  if [ "$DRY_RUN" = 1 ]; then quote "$@"; else "$@"; fi
-}
 
 FAILED=0
 # check NAME COMMAND...: run quietly, print PASS/FAIL with the last output line on failure.
@@ -152,7 +98,7 @@ smoke_job() {
 
 check "gcloud credentials" x gcloud auth print-access-token --quiet
 check "cluster $CLUSTER is RUNNING" cluster_running
-for b in "${BUCKETS[@]}"; do
+for b in "${LAYOUT_BUCKETS[@]}"; do
   check "bucket gs://$b is readable" x gsutil ls "gs://$b/"
 done
 check "MLflow answers ${MLFLOW_URI%/}/health" x curl -fsS --max-time 10 "${MLFLOW_URI%/}/health"

@@ -10,16 +10,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV_BIN="${SENTIMENT_VENV_BIN:-$ROOT/.venv/bin}"
-if [ -n "${SENTIMENT_HOME:-}" ]; then
-  DEFAULT_AIRFLOW_HOME="$SENTIMENT_HOME/airflow"
-else
-  DEFAULT_AIRFLOW_HOME="$ROOT/airflow/.airflow-home"
-fi
-export AIRFLOW_HOME="${AIRFLOW_HOME:-$DEFAULT_AIRFLOW_HOME}"
-export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/airflow/dags}"
-export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
-export PATH="$VENV_BIN:$PATH"
+# shellcheck source-path=SCRIPTDIR/..
+# shellcheck source=airflow/env.sh
+. "$ROOT/airflow/env.sh"
 
 if ! command -v airflow >/dev/null 2>&1; then
   echo "ERROR: airflow not found in $VENV_BIN (run scripts/bootstrap.sh, or set SENTIMENT_VENV_BIN)" >&2

@@ -9,17 +9,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV_BIN="${SENTIMENT_VENV_BIN:-$ROOT/.venv/bin}"
-if [ -n "${SENTIMENT_HOME:-}" ]; then
-  DEFAULT_AIRFLOW_HOME="$SENTIMENT_HOME/airflow"
-else
-  DEFAULT_AIRFLOW_HOME="$ROOT/airflow/.airflow-home"
-fi
-export AIRFLOW_HOME="${AIRFLOW_HOME:-$DEFAULT_AIRFLOW_HOME}"
-export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/airflow/dags}"
-export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
-# `airflow standalone` spawns `airflow` by name, and local jobs need the venv's spark-submit.
-export PATH="$VENV_BIN:$PATH"
+# shellcheck source-path=SCRIPTDIR/..
+# shellcheck source=airflow/env.sh
+. "$ROOT/airflow/env.sh"
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 # 32 LocalExecutor workers (the default) cost about 1 GB on a small machine; Spark jobs are the
 # real work here and run as their own processes.

@@ -7,14 +7,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV_BIN="${SENTIMENT_VENV_BIN:-$ROOT/.venv/bin}"
-if [ -n "${SENTIMENT_HOME:-}" ]; then
-  DEFAULT_AIRFLOW_HOME="$SENTIMENT_HOME/airflow"
-else
-  DEFAULT_AIRFLOW_HOME="$ROOT/airflow/.airflow-home"
-fi
-export AIRFLOW_HOME="${AIRFLOW_HOME:-$DEFAULT_AIRFLOW_HOME}"
-export PATH="$VENV_BIN:$PATH"
+# shellcheck source-path=SCRIPTDIR/..
+# shellcheck source=airflow/env.sh
+. "$ROOT/airflow/env.sh"
 
 MLFLOW_PORT="${MLFLOW_PORT:-5000}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"

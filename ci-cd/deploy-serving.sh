@@ -8,7 +8,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PROG="$(basename "$0")"
+# shellcheck source-path=SCRIPTDIR/..
+# shellcheck source=ci-cd/common.sh
+. "$ROOT/ci-cd/common.sh"
 
 usage() {
   cat <<EOF
@@ -46,13 +48,6 @@ BUILD_DIR (default ROOT/build).
 EOF
 }
 
-die() { echo "$PROG: error: $*" >&2; exit 2; }
-
-PROJECT="${GCP_PROJECT_ID:-}"
-REGION="${GCP_REGION:-us-central1}"
-CLUSTER="${DATAPROC_CLUSTER_NAME:-}"
-BUCKET="${GCS_BUCKET:-}"
-MLFLOW_URI="${MLFLOW_TRACKING_URI:-}"
 SOURCE_TYPE="${SERVING_SOURCE_TYPE:-file}"
 INPUT_PATH="${SERVING_INPUT_PATH:-}"
 KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP_SERVERS:-}"
@@ -67,27 +62,10 @@ MODEL_STAGE="${SERVING_MODEL_STAGE:-}"
 JOB_ID="${SERVING_JOB_ID:-}"
 CODE_URI="${CODE_URI:-}"
 KEEP_EXISTING="${SERVING_KEEP_EXISTING:-false}"
-DRY_RUN=0
 EXTRA=()
-
-# value OPTION "$@": the option's value from --opt=value or --opt value.
-value() {
-  local opt="$1"; shift
-  case "$1" in
-    *=*) printf '%s' "${1#*=}" ;;
-    *) [ $# -ge 2 ] || die "$opt needs a value"; printf '%s' "$2" ;;
-  esac
-}
-# shift count for an option just read by value()
-nshift() { case "$1" in *=*) echo 1 ;; *) echo 2 ;; esac; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --project|--project=*) PROJECT="$(value --project "$@")"; shift "$(nshift "$1")" ;;
-    --region|--region=*) REGION="$(value --region "$@")"; shift "$(nshift "$1")" ;;
-    --cluster|--cluster=*) CLUSTER="$(value --cluster "$@")"; shift "$(nshift "$1")" ;;
-    --bucket|--bucket=*) BUCKET="$(value --bucket "$@")"; shift "$(nshift "$1")" ;;
-    --mlflow-uri|--mlflow-uri=*) MLFLOW_URI="$(value --mlflow-uri "$@")"; shift "$(nshift "$1")" ;;
     --source-type|--source-type=*) SOURCE_TYPE="$(value --source-type "$@")"; shift "$(nshift "$1")" ;;
     --input-path|--input-path=*) INPUT_PATH="$(value --input-path "$@")"; shift "$(nshift "$1")" ;;
     --kafka-bootstrap|--kafka-bootstrap=*) KAFKA_BOOTSTRAP="$(value --kafka-bootstrap "$@")"; shift "$(nshift "$1")" ;;
@@ -100,23 +78,14 @@ while [ $# -gt 0 ]; do
     --code-uri|--code-uri=*) CODE_URI="$(value --code-uri "$@")"; shift "$(nshift "$1")" ;;
     --write-kafka) WRITE_KAFKA=true; shift ;;
     --keep-existing) KEEP_EXISTING=true; shift ;;
-    --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown option: $1 (see --help)" ;;
+    *) common_option "$@"; shift "$SHIFT" ;;  # --project ... --dry-run, else an unknown option
   esac
 done
 
-missing=()
-[ -n "$PROJECT" ] || missing+=("GCP_PROJECT_ID (--project)")
-[ -n "$CLUSTER" ] || missing+=("DATAPROC_CLUSTER_NAME (--cluster)")
-[ -n "$BUCKET" ] || missing+=("GCS_BUCKET (--bucket)")
-[ -n "$MLFLOW_URI" ] || missing+=("MLFLOW_TRACKING_URI (--mlflow-uri)")
-[ -n "$REGION" ] || missing+=("GCP_REGION (--region)")
-if [ ${#missing[@]} -gt 0 ]; then
-  list="$(printf '%s, ' "${missing[@]}")"
-  die "missing required setting(s): ${list%, }"
-fi
+require_settings
+use_python
 
 is_true() {
   case "${1,,}" in
@@ -126,48 +95,27 @@ is_true() {
   esac
 }
 
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
-fi
-export PYTHONPATH="$ROOT/code${PYTHONPATH:+:$PYTHONPATH}"
-
-# Entry names, code URI, default paths, model and topics from the builder (KEY=VALUE lines), so they
-# match the serving DAG's; the checkpoint is per source type.
-LAYOUT="$("$PYTHON" -m sentiment_mlops.dataproc_jobs layout --gcs-bucket "$BUCKET" --source-type "$SOURCE_TYPE")" || exit 2
-while IFS='=' read -r key val; do
-  case "$key" in
-    CODE_URI) DEFAULT_CODE_URI="$val" ;;
-    SERVING_ENTRY) SERVING_ENTRY="$val" ;;
-    PACKAGE_ZIP) PACKAGE_ZIP="$val" ;;
-    APP_SERVING) APP_SERVING="$val" ;;
-    DEFAULT_SERVING_MODEL) DEFAULT_MODEL_NAME="$val" ;;
-    DEFAULT_KAFKA_INPUT_TOPIC) DEFAULT_KAFKA_TOPIC="$val" ;;
-    DEFAULT_KAFKA_OUTPUT_TOPIC) DEFAULT_KAFKA_OUT_TOPIC="$val" ;;
-    SERVING_OUTPUT) DEFAULT_OUTPUT_PATH="$val" ;;
-    SERVING_METRICS) DEFAULT_METRICS_PATH="$val" ;;
-    SERVING_CHECKPOINT) DEFAULT_CHECKPOINT="$val" ;;
-    SERVING_INPUT) DEFAULT_INPUT_PATH="$val" ;;
-  esac
-done <<<"$LAYOUT"
-
-CODE_URI="${CODE_URI:-$DEFAULT_CODE_URI}"
+# Entry names, code URI, default paths, model and topics from the builder, so they match the serving
+# DAG's; the checkpoint is per source type.
+read_layout "$BUCKET" --source-type "$SOURCE_TYPE"
+CODE_URI="${CODE_URI:-$LAYOUT_CODE_URI}"
 CODE_URI="${CODE_URI%/}"
 JOB_ID="${JOB_ID:-sentiment-serving-$SOURCE_TYPE-$(date -u +%Y%m%d-%H%M%S)}"
-OUTPUT_PATH="${OUTPUT_PATH:-$DEFAULT_OUTPUT_PATH}"
-CHECKPOINT="${CHECKPOINT:-$DEFAULT_CHECKPOINT}"
-METRICS_PATH="${SERVING_METRICS_PATH:-$DEFAULT_METRICS_PATH}"
-MODEL_NAME="${MODEL_NAME:-$DEFAULT_MODEL_NAME}"
+OUTPUT_PATH="${OUTPUT_PATH:-$LAYOUT_SERVING_OUTPUT}"
+CHECKPOINT="${CHECKPOINT:-$LAYOUT_SERVING_CHECKPOINT}"
+METRICS_PATH="${SERVING_METRICS_PATH:-$LAYOUT_SERVING_METRICS}"
+MODEL_NAME="${MODEL_NAME:-$LAYOUT_DEFAULT_SERVING_MODEL}"
 if [ "$SOURCE_TYPE" = kafka ]; then
   # Like the serving DAG: a Kafka stream reads the input topic and writes predictions back to Kafka.
-  KAFKA_TOPIC="${KAFKA_TOPIC:-$DEFAULT_KAFKA_TOPIC}"
+  KAFKA_TOPIC="${KAFKA_TOPIC:-$LAYOUT_DEFAULT_KAFKA_INPUT_TOPIC}"
   WRITE_KAFKA="${WRITE_KAFKA:-true}"
-  if is_true "$WRITE_KAFKA"; then KAFKA_OUT_TOPIC="${KAFKA_OUT_TOPIC:-$DEFAULT_KAFKA_OUT_TOPIC}"; fi
+  if is_true "$WRITE_KAFKA"; then KAFKA_OUT_TOPIC="${KAFKA_OUT_TOPIC:-$LAYOUT_DEFAULT_KAFKA_OUTPUT_TOPIC}"; fi
 else
-  INPUT_PATH="${INPUT_PATH:-$DEFAULT_INPUT_PATH}"
+  INPUT_PATH="${INPUT_PATH:-$LAYOUT_SERVING_INPUT}"
 fi
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
-ZIP_PATH="$BUILD_DIR/$PACKAGE_ZIP"
-ENTRY_PATH="$ROOT/code/$SERVING_ENTRY"
+ZIP_PATH="$BUILD_DIR/$LAYOUT_PACKAGE_ZIP"
+ENTRY_PATH="$ROOT/code/$LAYOUT_SERVING_ENTRY"
 
 job_opts=(--kind serving --project-id "$PROJECT" --region "$REGION" --cluster "$CLUSTER"
   --code-uri "$CODE_URI" --job-id "$JOB_ID" --label "trigger=${SERVING_TRIGGER:-manual}"
@@ -189,45 +137,19 @@ job_opts=(--kind serving --project-id "$PROJECT" --region "$REGION" --cluster "$
 [ -z "${SERVING_MAX_FAILURES_PER_HOUR:-}" ] || job_opts+=(--max-failures-per-hour "$SERVING_MAX_FAILURES_PER_HOUR")
 if is_true "$WRITE_KAFKA"; then job_opts+=(--write-kafka); fi
 
-# The builder validates everything (names, labels, URIs, Kafka settings) and prints the argv
-# NUL-separated; the Kafka connector is added when the job reads or writes Kafka.
-CMD_FILE="$(mktemp)"
-trap 'rm -f "$CMD_FILE"' EXIT
-"$PYTHON" -m sentiment_mlops.dataproc_jobs gcloud-command --print0 --async "${job_opts[@]}" -- "${EXTRA[@]}" >"$CMD_FILE" || exit 2
-mapfile -d '' -t SUBMIT <"$CMD_FILE"
-
-# Print a command the way Python's shlex.join does (tests compare the two), or run it.
-run() {
-  if [ "$DRY_RUN" = 1 ]; then
-    local out="" a q="'"
-    for a in "$@"; do
-      if [[ -n "$a" && "$a" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-        out+="$a "
-      else
-        out+="$q${a//$q/$q\"$q\"$q}$q "
-      fi
-    done
-    echo "${out% }"
-  else
-    "$@"
-  fi
-}
-
-if [ ! -f "$ENTRY_PATH" ]; then
-  [ "$DRY_RUN" = 1 ] || die "entry script $ENTRY_PATH not found"
-  echo "$PROG: warning: entry script $ENTRY_PATH not found" >&2
-fi
+# The builder adds the Kafka connector when the job reads or writes Kafka.
+builder_command --async "${job_opts[@]}" -- "${EXTRA[@]}"
+check_entry "$ENTRY_PATH"
 
 # Active serving jobs on this cluster, found by the builder's app label.
 LIST_ACTIVE=(gcloud dataproc jobs list "--project=$PROJECT" "--region=$REGION" "--cluster=$CLUSTER"
-  "--filter=status.state = ACTIVE AND labels.app = $APP_SERVING" "--format=value(reference.jobId)")
+  "--filter=status.state = ACTIVE AND labels.app = $LAYOUT_APP_SERVING" "--format=value(reference.jobId)")
 
 echo "# serving job $JOB_ID on cluster $CLUSTER ($REGION), source $SOURCE_TYPE, output $OUTPUT_PATH" >&2
-run "$PYTHON" -m sentiment_mlops.package_zip "$ZIP_PATH"
-run gsutil cp "$ENTRY_PATH" "$ZIP_PATH" "$CODE_URI/"
+upload_code "$ENTRY_PATH" "$ZIP_PATH" "$CODE_URI"
 if ! is_true "$KEEP_EXISTING"; then
   if [ "$DRY_RUN" = 1 ]; then
-    run "${LIST_ACTIVE[@]}"
+    x "${LIST_ACTIVE[@]}"
     echo "# then, for each listed job: gcloud dataproc jobs kill JOB_ID --project=$PROJECT --region=$REGION --quiet"
   else
     active="$("${LIST_ACTIVE[@]}")"
@@ -238,5 +160,5 @@ if ! is_true "$KEEP_EXISTING"; then
     done
   fi
 fi
-run "${SUBMIT[@]}"
+x "${SUBMIT[@]}"
 echo "SERVING_JOB_ID=$JOB_ID"

@@ -19,8 +19,8 @@ from airflow.providers.google.cloud.operators.dataproc import DataprocSubmitJobO
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, chain, dag, task
 
-from sentiment_mlops import dag_tasks
-from sentiment_mlops.airflow_config import GCP_CONN_ID, AirflowConfig, from_airflow_variables
+from sentiment_mlops import dag_factories, dag_tasks
+from sentiment_mlops.airflow_config import GCP_CONN_ID, AirflowConfig
 
 DAG_ID = "sentiment_ml_training_pipeline"
 
@@ -49,13 +49,6 @@ class SentimentTrainingJobOperator(DataprocSubmitJobOperator):
         return super().execute(context)
 
 
-def _config(ti: Any) -> tuple[AirflowConfig, dict[str, Any]]:
-    """The configuration `start` read from the Variables, pulled rather than passed as an argument
-    so the graph stays the plain chain above."""
-    started = ti.xcom_pull(task_ids="start")
-    return AirflowConfig.from_dict(started["config"]), started
-
-
 @dag(
     dag_id=DAG_ID,
     description="Train LR / RF / LinearSVC on Sentiment140 (full data and CV sample), register, promote, report",
@@ -77,79 +70,20 @@ def _config(ti: Any) -> tuple[AirflowConfig, dict[str, Any]]:
     },
 )
 def sentiment_ml_training_pipeline() -> None:
-    @task(multiple_outputs=True)
-    def start(**context: Any) -> dict[str, Any]:
-        cfg = from_airflow_variables()  # fails here, naming the Variable, when one is bad
-        run_tag = dag_tasks.make_run_tag(context["run_id"], getattr(context["dag_run"], "run_after", None))
-        return {
-            "config": cfg.as_dict(),
-            "run_tag": run_tag,
-            "input_path": context["params"].get("input_path") or cfg.training_input_path,
-        }
-
-    @task(multiple_outputs=True)
-    def validate_data(**context: Any) -> dict[str, Any]:
-        cfg, started = _config(context["ti"])
-        return dag_tasks.validate_input(cfg, started["input_path"], min_rows=int(context["params"]["min_rows"]))
-
-    @task
-    def check_mlflow_connection(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
-        return dag_tasks.check_mlflow(cfg)
+    shared = dag_factories.training_tasks(DAG_ID)
 
     @task(multiple_outputs=True)
     def prepare_environment(**context: Any) -> dict[str, Any]:
-        cfg, started = _config(context["ti"])
-        uploaded = dag_tasks.prepare_environment(cfg)
-        params = context["params"]
-        jobs = dag_tasks.build_training_jobs(
-            cfg,
-            input_uri=started["input_path"],
-            run_tag=started["run_tag"],
-            max_rows=int(params["max_rows"]),
-            models=params["models"],
-            dag_id=DAG_ID,
-        )
+        cfg, uploaded, jobs, outputs = dag_factories.build_training_jobs(context, DAG_ID)
         return {
             **uploaded,
             "job_full": jobs["full"],
             "job_cv": jobs["cv"],
-            "outputs": {v: dag_tasks.job_arg(j, "--output") for v, j in jobs.items()},
+            "outputs": outputs,
             "config": cfg.as_dict(),
             "gcp_region": cfg.gcp_region,
             "gcp_project_id": cfg.gcp_project_id or "",
         }
-
-    @task(multiple_outputs=True)
-    def get_best_model_info(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
-        outputs = context["ti"].xcom_pull(task_ids="prepare_environment", key="outputs")
-        summaries = {v: dag_tasks.read_training_summary(cfg, uri) for v, uri in outputs.items()}
-        return dag_tasks.best_model_info(cfg, summaries)
-
-    @task
-    def generate_training_report(**context: Any) -> dict[str, Any]:
-        cfg, started = _config(context["ti"])
-        ti = context["ti"]
-        outputs = ti.xcom_pull(task_ids="prepare_environment", key="outputs")
-        best = ti.xcom_pull(task_ids="get_best_model_info")
-        return dag_tasks.generate_training_report(cfg, started["run_tag"], outputs, best)
-
-    @task
-    def send_completion_notification(**context: Any) -> str:
-        _, started = _config(context["ti"])
-        ti = context["ti"]
-        message = dag_tasks.completion_message(
-            DAG_ID,
-            started["run_tag"],
-            ti.xcom_pull(task_ids="validate_data"),
-            ti.xcom_pull(task_ids="get_best_model_info"),
-            ti.xcom_pull(task_ids="generate_training_report") or {},
-        )
-        # No mail/chat integration is configured in this project: the message goes to the task log
-        # and XCom, where an on_success_callback or a notifier can pick it up.
-        dag_tasks.log.info("NOTIFICATION: %s", message)
-        return message
 
     prepared = prepare_environment()
     training = [
@@ -168,14 +102,14 @@ def sentiment_ml_training_pipeline() -> None:
         for task_id, job_key in (("train_models_full_dataset", "job_full"), ("train_models_with_cv", "job_cv"))
     ]
     chain(
-        start(),
-        validate_data(),
-        check_mlflow_connection(),
+        shared.start(),
+        shared.validate_data(),
+        shared.check_mlflow_connection(),
         prepared,
         training,
-        get_best_model_info(),
-        generate_training_report(),
-        send_completion_notification(),
+        shared.get_best_model_info(),
+        shared.generate_training_report(),
+        shared.send_completion_notification(),
         EmptyOperator(task_id="end"),
     )
 

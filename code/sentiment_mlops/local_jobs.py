@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sentiment_mlops.processes import pid_alive, start_ticks
 from sentiment_mlops.settings import Settings, load_settings
 from sentiment_mlops.storage import is_gcs_uri, resolve_uri
 
@@ -272,7 +273,7 @@ class LocalJobController:
         with self._lock():
             record = self._load(job_id)
             record.pid = process.pid
-            record.pid_start_ticks = _start_ticks(process.pid)
+            record.pid_start_ticks = start_ticks(process.pid)
             record.started_at = _now()
             self._save(record)
         self._children[job_id] = process
@@ -315,7 +316,7 @@ class LocalJobController:
                 )
         elif record.pid is None:
             pass  # still PENDING: the supervisor has not been started yet
-        elif _alive(record.pid, record.pid_start_ticks):
+        elif pid_alive(record.pid, record.pid_start_ticks):
             if not record.cancel_requested:
                 self._set_state(record, RUNNING)
         else:
@@ -362,7 +363,7 @@ class LocalJobController:
                 return record
             record.cancel_requested = True
             self._save(record)
-        if record.pid is not None and _alive(record.pid, record.pid_start_ticks):
+        if record.pid is not None and pid_alive(record.pid, record.pid_start_ticks):
             _kill_group(record.pid, timeout, self._children.get(job_id))
         with self._lock():
             record = self._load(job_id)
@@ -440,36 +441,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Process start time in clock ticks (field 22 of /proc/PID/stat); None where /proc is missing."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces: split after its closing parenthesis.
-    rest = stat.rsplit(")", 1)[1].split()
-    return int(rest[19])
-
-
-def _alive(pid: int, start_ticks: int | None) -> bool:
-    """True while `pid` is our job's supervisor: not gone, not a zombie, not a reused pid."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child, so it does not linger as a zombie
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: trust kill(0)
-    if stat.rsplit(")", 1)[1].split()[0] == "Z":
-        return False
-    return start_ticks is None or _start_ticks(pid) == start_ticks
-
-
 def _kill_group(pid: int, timeout: float, child: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM everything the job started, SIGKILL what is left after `timeout`.
 
@@ -481,7 +452,7 @@ def _kill_group(pid: int, timeout: float, child: subprocess.Popen[bytes] | None 
     while time.monotonic() < deadline:
         if child is not None:
             child.poll()
-        if not _alive(pid, None) and not _session_members(pid):
+        if not pid_alive(pid) and not _session_members(pid):
             return
         time.sleep(0.2)
     _signal_session(pid, signal.SIGKILL)

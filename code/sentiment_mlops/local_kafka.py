@@ -63,6 +63,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from sentiment_mlops.local_mlflow import ServiceError, port_in_use
+from sentiment_mlops.processes import pid_alive
 from sentiment_mlops.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -153,28 +154,6 @@ def _api_client_ready(bootstrap: str, timeout_s: float) -> bool:
         admin.close()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still answers kill(0): reap it if we can.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return False
-
-
 def _is_tansu(pid: int) -> bool:
     """Guards against pid reuse: only signal a process whose command line names tansu."""
     try:
@@ -241,7 +220,7 @@ class KafkaBroker:
             raise ServiceError(f"this broker is already running (pid {self.process.pid}) on {self.bootstrap}")
         if port_in_use(self.port, self.host):
             owner = _read_pid(self.pid_file)
-            if owner is not None and _pid_alive(owner) and _is_tansu(owner):
+            if owner is not None and pid_alive(owner) and _is_tansu(owner):
                 raise ServiceError(
                     f"port {self.port} is taken by a Tansu broker already (pid {owner}, {self.pid_file}); "
                     f"stop it or choose another --port"
@@ -282,7 +261,7 @@ class KafkaBroker:
         if self.process is not None:
             return self.process.pid if self.process.poll() is None else None
         pid = _read_pid(self.pid_file)
-        if pid is not None and _pid_alive(pid) and _is_tansu(pid):
+        if pid is not None and pid_alive(pid) and _is_tansu(pid):
             return pid
         return None
 
@@ -334,7 +313,7 @@ class KafkaBroker:
                     return True
                 except subprocess.TimeoutExpired:
                     continue
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return True
             time.sleep(0.1)
         return False
