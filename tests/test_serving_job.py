@@ -78,7 +78,7 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
         query.processAllAvailable()
         first = _predictions(tag)
         assert sorted(first["id"]) == ["a1", "a2"]
-        expected_columns = {name for name, _ in serving_job.OUTPUT_COLUMNS} | {"date"}
+        expected_columns = {name for name, _ in serving_job.OUTPUT_COLUMNS} | {"date", "stream"}
         assert set(first.columns) == expected_columns
         assert first.set_index("id")["prediction"].to_dict() == {"a1": 1, "a2": 0}
         assert first["probability"].between(0, 1).all() and (first["model_version"] == served_version).all()
@@ -177,3 +177,30 @@ def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server,
     out = _predictions(tag)
     assert len(out) == len(expected)
     assert set(out["id"]) == expected and not out["id"].duplicated().any()
+
+    # a new checkpoint is a new stream: it scores the files again in folders of its own and never
+    # takes the first stream's batch_id=N folders for earlier attempts of its own batches
+    third = subprocess.run(
+        [*_serving_cmd(tag, mlflow_server, served_version, "--available-now"), "--checkpoint", f"gs://{tag}-ckpt/new"],
+        capture_output=True, text=True, env=env, timeout=400,
+    )  # fmt: skip
+    assert third.returncode == 0, third.stderr[-3000:]
+    both = _predictions(tag)
+    assert both["stream"].nunique() == 2 and len(both) == 2 * len(expected)
+    for _, rows in both.groupby("stream"):
+        assert set(rows["id"]) == expected and not rows["id"].duplicated().any()
+
+
+@pytest.mark.timeout(300)
+def test_pyfunc_flavor_predicts_like_the_spark_flavor(spark, mlflow_server, served_version) -> None:
+    """`--model-flavor pyfunc` scores through mlflow.pyfunc.spark_udf: same labels, no probability."""
+    import mlflow as _mlflow
+
+    _mlflow.set_tracking_uri(mlflow_server)
+    uri = f"models:/{MODEL}/{served_version}"
+    texts = ["what a wonderful day, love it", "worst service ever, I hate this", "ok", "so happy for you"]
+    df = spark.createDataFrame([(t,) for t in texts], "text string")
+    expected = [r.prediction for r in serving_job.spark_model_loader(spark, "spark")(uri)(df).collect()]
+    rows = serving_job.spark_model_loader(spark, "pyfunc")(uri)(df).collect()
+    assert [r.prediction for r in rows] == expected
+    assert all(r.probability is None for r in rows)

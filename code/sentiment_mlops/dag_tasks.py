@@ -834,7 +834,7 @@ def deploy_serving_job(
 
 
 def read_batch_metrics(store: Store, metrics_uri: str, last: int = 5) -> list[dict]:
-    """The newest batch records: a folder of `batch-NNNNNNNNNN.json` (the serving job's layout, GCS
+    """The newest batch records: a folder of `batch-STREAM-NNNNNNNNNN.json` (the serving job's layout, GCS
     has no append) or a JSON-lines file."""
     files = [f for f in store.list_files(metrics_uri) if f[0].endswith((".json", ".jsonl"))]
     records: list[dict] = []
@@ -973,7 +973,7 @@ def check_prediction_output(
             with store.open_input(uri) as handle:
                 rows += pq.ParquetFile(handle).metadata.num_rows
         files = by_date[date]
-        batches = {m.group(1) for u, _ in files if (m := re.search(r"/batch_id=(\d+)/", u))}
+        batches = {m.group(1) for u, _ in files if (m := re.search(r"/((?:stream=[^/]+/)?batch_id=\d+)/", u))}
         partitions.append(
             {
                 "date": date,

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         prob = f"{r['probability']:.3f}" if r["probability"] is not None else f"m {r['raw_score']:+.3f}"
         model = f"{r['model_name']} v{r['model_version']}"
         print(f"{sentiment:9}  {prob:>13}  {model:>34}  {r['text']}")
-    print(f"\npredictions: {paths['predictions']} = {local_path(paths['predictions'])} (date=/batch_id= folders)")
+    print(f"\npredictions: {paths['predictions']} = {local_path(paths['predictions'])}")
     return 0
 
 

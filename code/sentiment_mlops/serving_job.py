@@ -168,12 +168,15 @@ class ServingState:
     output_base: str
     quarantine_base: str
     metrics_base: str
+    checkpoint: str
+    stream_id: str | None = None
     totals: dict[str, int] = field(default_factory=lambda: {"predicted": 0, "quarantined": 0, "batches": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now: datetime, include_features: bool):
-    """Good rows of a parsed batch -> the fixed output columns plus the `date` partition column."""
+    """Good rows of a parsed batch -> the fixed output columns (`date`, `stream` and `batch_id` are
+    folder names: see serving_sinks)."""
     good = parsed.filter(F.col("error").isNull()).select(
         "id", "text", "label", "event_timestamp", "source", "source_row"
     )
@@ -204,19 +207,24 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     current = state.watcher.current  # read once: the whole batch uses this version
     if current is None:
         raise RuntimeError("no model loaded")
+    if state.stream_id is None:
+        state.stream_id = serving_sinks.stream_id(spark, state.checkpoint)
+    stream = state.stream_id
     parser = serving_parse.parse_kafka_batch if state.args.source_type == "kafka" else serving_parse.parse_file_batch
     parsed = parser(raw_batch).cache()
     try:
         stats = BatchStats(batch_id=batch_id, model_version=current.version, started_at=now.isoformat())
         for base in (state.output_base, state.quarantine_base):
-            serving_sinks.delete_earlier_attempts(spark, base, batch_id)
+            serving_sinks.delete_earlier_attempts(spark, base, stream, batch_id)
 
         predictions = score_batch(parsed, current, batch_id, now, state.args.include_features).cache()
         try:
             stats.predicted = predictions.count()
             if stats.predicted:
                 # batch_id is in the folder name; a column of the same name would clash for readers
-                serving_sinks.write_batch_parquet(predictions.drop("batch_id"), state.output_base, date, batch_id)
+                serving_sinks.write_batch_parquet(
+                    predictions.drop("batch_id"), state.output_base, date, stream, batch_id
+                )
                 lat = (
                     predictions.select(
                         (F.col("prediction_timestamp").cast("double") - F.col("event_timestamp").cast("double")).alias(
@@ -245,7 +253,7 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
                 "source", "source_row", "raw", "error",
                 F.lit(now).cast("timestamp").alias("quarantined_at"),
             )  # fmt: skip
-            serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, date, batch_id)
+            serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, date, stream, batch_id)
             log.warning("batch %d: %d rows quarantined under %s", batch_id, stats.quarantined, state.quarantine_base)
             if state.args.dead_letter_topic and state.args.source_type == "kafka":
                 from sentiment_mlops.kafka_sink import send_dead_letters
@@ -260,7 +268,9 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     stats.rows_in = stats.predicted + stats.quarantined
     stats.seconds = round(time.perf_counter() - started, 3)
     # Written inside the batch, so it is committed (or replayed and overwritten) with it.
-    serving_sinks.write_batch_metrics(spark, state.metrics_base, batch_id, metrics_record(stats, current.name))
+    serving_sinks.write_batch_metrics(
+        spark, state.metrics_base, stream, batch_id, metrics_record(stats, current.name, stream)
+    )
     with state.lock:
         state.totals["predicted"] += stats.predicted
         state.totals["quarantined"] += stats.quarantined
@@ -272,9 +282,10 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     return stats
 
 
-def metrics_record(stats: BatchStats, model_name: str) -> dict[str, Any]:
+def metrics_record(stats: BatchStats, model_name: str, stream: str) -> dict[str, Any]:
     return {
         "batch_id": stats.batch_id,
+        "stream": stream,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows_in": stats.rows_in,
         "predicted": stats.predicted,
@@ -318,7 +329,7 @@ class ProgressLogListener(StreamingQueryListener):
 
 def source_stream(spark: SparkSession, args: argparse.Namespace, input_uri: str | None) -> DataFrame:
     if args.source_type == "kafka":
-        from sentiment_mlops.kafka_source import read_kafka_stream
+        from sentiment_mlops.kafka_stream import read_kafka_stream
 
         return read_kafka_stream(
             spark, args.kafka_bootstrap, args.kafka_topic, args.starting_offsets, args.max_offsets_per_trigger
@@ -369,6 +380,7 @@ def build_state(spark: SparkSession, args: argparse.Namespace) -> ServingState:
         output_base=join_uri(resolve_uri(args.output_path, settings), serving_sinks.PREDICTIONS_DIR),
         quarantine_base=resolve_uri(args.quarantine_path, settings),
         metrics_base=resolve_uri(args.metrics_path, settings),
+        checkpoint=resolve_uri(args.checkpoint, settings),
     )
 
 
