@@ -6,17 +6,14 @@
 #   # shellcheck source=airflow/env.sh
 #   . "$ROOT/airflow/env.sh"
 #
-# AIRFLOW_HOME defaults to $SENTIMENT_HOME/airflow when SENTIMENT_HOME is set, else airflow/.airflow-home;
+# AIRFLOW_HOME defaults to $SENTIMENT_HOME/airflow (SENTIMENT_HOME: ~/.sentiment-mlops, as in settings.py);
 # the DAGs are airflow/dags of this repository, without Airflow's example DAGs; SENTIMENT_VENV_BIN
 # (default .venv/bin) is where airflow, python and spark-submit come from.
 
 VENV_BIN="${SENTIMENT_VENV_BIN:-$ROOT/.venv/bin}"
-if [ -n "${SENTIMENT_HOME:-}" ]; then
-  DEFAULT_AIRFLOW_HOME="$SENTIMENT_HOME/airflow"
-else
-  DEFAULT_AIRFLOW_HOME="$ROOT/airflow/.airflow-home"
-fi
-export AIRFLOW_HOME="${AIRFLOW_HOME:-$DEFAULT_AIRFLOW_HOME}"
+# One home for run_local.sh, these scripts and the jobs: Airflow's state sits beside the buckets.
+export SENTIMENT_HOME="${SENTIMENT_HOME:-$HOME/.sentiment-mlops}"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$SENTIMENT_HOME/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/airflow/dags}"
 export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
 # `airflow standalone` spawns `airflow` by name, and local jobs need the venv's spark-submit.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) setup of a local Airflow for the sentiment DAGs:
-#   - AIRFLOW_HOME (default: $SENTIMENT_HOME/airflow if SENTIMENT_HOME is set, else airflow/.airflow-home)
+#   - AIRFLOW_HOME (default: $SENTIMENT_HOME/airflow; SENTIMENT_HOME defaults to ~/.sentiment-mlops)
 #   - dags_folder = airflow/dags of this repository, no example DAGs
 #   - `airflow db migrate` (SQLite metadata DB)
 #   - the google_cloud_default connection (Airflow 3 no longer creates default connections; the

@@ -1021,9 +1021,6 @@ def monitoring_markdown(report: dict) -> str:
             lines.append(f"| {p['date']} | {p['files']} | {p['batches']} | {p['rows']} | {p['bytes']} |")
     else:
         lines.append("No predictions written yet.")
-    stopped = report.get("stopped") or []
-    if stopped:
-        lines += ["", "## Stopped", ""] + [f"- {s['job_id']}: {s['state']}" for s in stopped]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -1031,10 +1028,10 @@ def write_monitoring_report(
     cfg: AirflowConfig,
     jobs: list[dict],
     prediction_output: dict,
-    stopped: list[dict] | None = None,
     store: Store | None = None,
 ) -> dict:
-    """`serving-report-<stamp>.json` and `.md` under `gs://{b}-predictions/monitoring/`."""
+    """`serving-report-<stamp>.json` and `.md` under `gs://{b}-predictions/monitoring/`. It describes
+    the jobs as they run; stop_serving_jobs comes after it and returns what it stopped."""
     store = store or store_for(cfg)
     now = datetime.now(UTC)
     report = {
@@ -1042,7 +1039,6 @@ def write_monitoring_report(
         "backend": cfg.backend,
         "jobs": jobs,
         "prediction_output": prediction_output,
-        "stopped": stopped or [],
     }
     base = join_uri(serving_paths(cfg)["monitoring"], f"serving-report-{now.strftime('%Y%m%d-%H%M%S')}")
     json_uri = store.write_bytes(f"{base}.json", json.dumps(report, indent=2, default=str).encode())
