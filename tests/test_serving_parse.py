@@ -61,3 +61,17 @@ def test_labels_and_timestamps() -> None:
     assert [parse_label(v) for v in ("0", "1", "4", "2", "x", "", None)] == [0, 1, 1, None, None, None, None]
     assert parse_timestamp("1764417600") == datetime(2025, 11, 29, 12, 0, 0)
     assert parse_timestamp("yesterday") is None
+
+
+def test_serving_job_bad_arguments_are_one_line_errors(capsys) -> None:  # type: ignore[no-untyped-def]
+    from sentiment_mlops import serving_job
+    from sentiment_mlops.local_mlflow import free_port
+
+    assert serving_job.main(["--output-path", "gs://o", "--checkpoint", "gs://c"]) == 2
+    assert capsys.readouterr().err.strip() == "ERROR: --input-path is required with --source-type file"
+    dead = f"http://127.0.0.1:{free_port()}"
+    argv = ["--input-path", "gs://i", "--output-path", "gs://o", "--checkpoint", "gs://c", "--mlflow-uri", dead]
+    assert serving_job.main(argv) == 2
+    assert capsys.readouterr().err.strip().startswith(f"ERROR: MLflow tracking server unreachable at {dead}")
+    assert serving_job.main([*argv[:6], "--batch-interval-seconds", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
