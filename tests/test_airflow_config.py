@@ -59,9 +59,9 @@ def test_values_are_normalised_and_blank_means_default() -> None:
 
 
 def test_mlflow_uri_precedence() -> None:
-    assert load_airflow_config({"MLFLOW_VM_IP": "10.1.2.3"}).mlflow_tracking_uri == "http://10.1.2.3:5000"
-    assert load_airflow_config({"MLFLOW_VM_IP": "10.1.2.3:8081"}).mlflow_tracking_uri == "http://10.1.2.3:8081"
-    both = {"MLFLOW_VM_IP": "10.1.2.3", "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000/"}
+    assert load_airflow_config({"MLFLOW_VM_IP": "192.0.2.10"}).mlflow_tracking_uri == "http://192.0.2.10:5000"
+    assert load_airflow_config({"MLFLOW_VM_IP": "192.0.2.10:8081"}).mlflow_tracking_uri == "http://192.0.2.10:8081"
+    both = {"MLFLOW_VM_IP": "192.0.2.10", "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000/"}
     assert load_airflow_config(both).mlflow_tracking_uri == "http://mlflow.internal:5000"
     assert mlflow_uri_from(None, None) == "http://127.0.0.1:5000"
 

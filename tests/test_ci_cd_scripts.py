@@ -30,7 +30,7 @@ SETTINGS = {
     "GCP_REGION": "europe-west1",
     "DATAPROC_CLUSTER_NAME": "sentiment-cluster",
     "GCS_BUCKET": "acme",
-    "MLFLOW_TRACKING_URI": "http://10.0.0.5:5000",
+    "MLFLOW_TRACKING_URI": "http://mlflow.example.internal:5000",
 }
 TARGET = dj.DataprocTarget("sentiment-proj-1", "europe-west1", "sentiment-cluster", "gs://acme-code/jobs")
 
@@ -115,7 +115,7 @@ def test_train_dry_run_submits_the_builders_training_job(tmp_path: Path) -> None
         dj.training_args(
             input=paths["input"],
             output=paths["output"],
-            mlflow_uri="http://10.0.0.5:5000",
+            mlflow_uri="http://mlflow.example.internal:5000",
             models="lr,svc",
             max_rows=2000,
             extra=["--input-layout=six"],
@@ -161,7 +161,7 @@ def test_deploy_dry_run_submits_the_builders_serving_job(tmp_path: Path) -> None
             output_path=paths["output"],
             checkpoint=paths["checkpoint"],
             metrics_path=paths["metrics"],
-            mlflow_uri="http://10.0.0.5:5000",
+            mlflow_uri="http://mlflow.example.internal:5000",
             model_name=dj.DEFAULT_SERVING_MODEL,
             model_stage="Staging",
             write_kafka=True,
@@ -209,7 +209,7 @@ def test_dry_run_commands_make_gcloud_send_the_builders_job(tmp_path: Path) -> N
         dj.training_args(
             input="gs://acme-raw/raw/training.1600000.processed.noemoticon.csv",
             output="gs://acme-models/training/train-ci-3",
-            mlflow_uri="http://10.0.0.5:5000",
+            mlflow_uri="http://mlflow.example.internal:5000",
         ),
         labels={"trigger": "manual"},
         job_id="train-ci-3",
@@ -260,7 +260,7 @@ def test_test_dataproc_dry_run_prints_every_check(tmp_path: Path) -> None:
     assert "gcloud dataproc clusters describe sentiment-cluster --project=sentiment-proj-1 --region=europe-west1" in out
     for bucket in dj.bucket_names("acme").values():
         assert f"gsutil ls gs://{bucket}/" in out
-    assert "curl -fsS --max-time 10 http://10.0.0.5:5000/health" in out
+    assert "curl -fsS --max-time 10 http://mlflow.example.internal:5000/health" in out
     assert "gcloud dataproc jobs submit pyspark gs://acme-code/jobs/smoke/dataproc_smoke.py" in out
     assert "PASS" not in out and "FAIL" not in out
 
@@ -291,7 +291,7 @@ def test_test_dataproc_reports_pass_and_fail_per_check(tmp_path: Path) -> None:
     assert "PASS  cluster sentiment-cluster is RUNNING" in out
     assert "PASS  bucket gs://acme-raw is readable" in out
     assert "FAIL  bucket gs://acme-models is readable: AccessDeniedException: 403" in out
-    assert "FAIL  MLflow answers http://10.0.0.5:5000/health: curl: (7) Failed to connect" in out
+    assert "FAIL  MLflow answers http://mlflow.example.internal:5000/health: curl: (7) Failed to connect" in out
     assert "PASS  PySpark smoke job" in out
     assert "2 check(s) failed" in out
     calls = log.read_text()

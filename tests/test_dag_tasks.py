@@ -128,7 +128,7 @@ def test_prepare_environment_copies_entries_and_package_zip(store: LocalStore, t
 
 
 def test_training_jobs_full_and_cv_variants() -> None:
-    cfg = AirflowConfig(**DATAPROC, gcs_bucket="acme", mlflow_tracking_uri="http://10.0.0.5:5000")
+    cfg = AirflowConfig(**DATAPROC, gcs_bucket="acme", mlflow_tracking_uri="http://mlflow.example.internal:5000")
     jobs = dag_tasks.build_training_jobs(
         cfg, input_uri="gs://acme-raw/raw/x.csv", run_tag="20260101-000000-abcdef", dag_id="my_dag"
     )
@@ -149,7 +149,7 @@ def test_training_jobs_full_and_cv_variants() -> None:
         assert spec["pyspark_job"]["main_python_file_uri"] == "gs://acme-code/jobs/sentiment_multimodel.py"
         assert spec["pyspark_job"]["python_file_uris"] == ["gs://acme-code/jobs/sentiment_mlops.zip"]
         assert dag_tasks.job_arg(spec, "--output") == f"gs://acme-models/training/20260101-000000-abcdef/{variant}"
-        assert dag_tasks.job_arg(spec, "--mlflow-uri") == "http://10.0.0.5:5000"
+        assert dag_tasks.job_arg(spec, "--mlflow-uri") == "http://mlflow.example.internal:5000"
     full_args, cv_args = full["pyspark_job"]["args"], cv["pyspark_job"]["args"]
     assert "--sample-fraction=1.0" in full_args and "--num-features=32768" in full_args
     assert "--enable-cv" not in full_args

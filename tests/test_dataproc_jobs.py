@@ -29,7 +29,9 @@ TARGET = dj.DataprocTarget(
 
 def _training_args(**overrides: Any) -> list[str]:
     kw: dict[str, Any] = dict(
-        input="gs://acme-raw/raw/train.csv", output="gs://acme-models/run-1", mlflow_uri="http://10.0.0.5:5000"
+        input="gs://acme-raw/raw/train.csv",
+        output="gs://acme-models/run-1",
+        mlflow_uri="http://mlflow.example.internal:5000",
     )
     kw.update(overrides)
     return dj.training_args(**kw)
@@ -41,7 +43,7 @@ def _serving_args(**overrides: Any) -> list[str]:
         input_path="gs://acme-streaming-input/incoming",
         output_path="gs://acme-predictions/p",
         checkpoint="gs://acme-checkpoint/serving",
-        mlflow_uri="http://10.0.0.5:5000",
+        mlflow_uri="http://mlflow.example.internal:5000",
         model_name="twitter-sentiment-model",
     )
     kw.update(overrides)
@@ -82,7 +84,7 @@ def test_training_args_parse_with_the_training_jobs_own_parser() -> None:
     assert (ns.input, ns.output, ns.mlflow_uri) == (
         "gs://acme-raw/raw/train.csv",
         "gs://acme-models/run-1",
-        "http://10.0.0.5:5000",
+        "http://mlflow.example.internal:5000",
     )
     assert (ns.models, ns.max_rows, ns.enable_cv, ns.cv_folds, ns.sample_fraction) == ("lr,svc", 5000, True, 3, 0.5)
     assert ns.enable_caching and ns.input_layout == "six"
@@ -507,7 +509,7 @@ def test_cli_job_json_and_gcloud_command_match_the_builder() -> None:
         "--output",
         "gs://acme-models/run-1",
         "--mlflow-uri",
-        "http://10.0.0.5:5000",
+        "http://mlflow.example.internal:5000",
         "--max-rows",
         "10",
         "--no-enable-caching",
