@@ -318,6 +318,33 @@ def current_production_accuracy(
     return m["accuracy"], current.version
 
 
+def gate_and_promote(
+    client,
+    best: ModelResult,
+    best_name: str,
+    best_version: str,
+    alias: str,
+    test: DataFrame,
+    args,  # type: ignore[no-untyped-def]
+) -> promotion.PromotionDecision:
+    """Gate against the version holding the alias, then move the alias only if that version still
+    holds it (compare and set): another training job promoting in between, such as the pipeline's
+    parallel CV variant, gets the new model re-measured on this test split instead of overwritten."""
+    for _attempt in range(3):
+        current_acc, current_version = current_production_accuracy(client, best_name, alias, test)
+        decision = promotion.decide(
+            best.test["accuracy"], current_acc, current_version, args.min_accuracy, args.force_promote
+        )
+        if not decision.promote:
+            return decision
+        now = registry.resolve_version(client, best_name, alias)
+        if (now.version if now else None) == current_version:
+            registry.promote(client, best_name, best_version, alias)
+            return decision
+        log.info("@%s moved to v%s while gating; measuring it again", alias, now.version if now else None)
+    raise TrainingError(f"@{alias} of {best_name} kept moving while this run gated its candidate; try again")
+
+
 def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSummary:
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -406,13 +433,8 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
             log.info("registered %s v%s", result.registered_name, result.registered_version)
         timings["mlflow_log_and_register"] = time.perf_counter() - t0
 
-        current_acc, current_version = current_production_accuracy(client, best_name, alias, test)
         best_version = register(client, best, best_name)
-        decision = promotion.decide(
-            best.test["accuracy"], current_acc, current_version, args.min_accuracy, args.force_promote
-        )
-        if decision.promote:
-            registry.promote(client, best_name, best_version, alias)
+        decision = gate_and_promote(client, best, best_name, best_version, alias, test, args)
         log.info(
             "promotion of %s v%s to @%s: %s (%s)",
             best_name,
