@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sentiment_mlops import dag_tasks, dataproc_jobs
+from sentiment_mlops import dag_tasks, dataproc_jobs, serving_job
 from sentiment_mlops.airflow_config import AirflowConfig
 from sentiment_mlops.dag_tasks import LocalStore, TaskError
 from sentiment_mlops.settings import Settings
@@ -338,6 +338,21 @@ def test_serving_job_file_and_kafka() -> None:
     } <= set(kargs)
     assert not any(a.startswith("--input-path") for a in kargs)
     assert "spark-sql-kafka" in kafka_job["pyspark_job"]["properties"]["spark.jars.packages"]
+
+    tuned = dag_tasks.build_serving_job(
+        kafka_cfg, "tag2", max_offsets_per_trigger=5000, starting_offsets="latest", dead_letter_topic="tweets-dead"
+    )
+    dataproc_jobs.validate_job(tuned)
+    targs = tuned["pyspark_job"]["args"]
+    assert {"--max-offsets-per-trigger=5000", "--starting-offsets=latest", "--dead-letter-topic=tweets-dead"} <= set(
+        targs
+    )
+    parsed = serving_job.build_arg_parser().parse_args(targs)  # the job itself accepts every flag
+    assert (parsed.starting_offsets, parsed.dead_letter_topic, parsed.max_offsets_per_trigger) == (
+        "latest",
+        "tweets-dead",
+        5000,
+    )
 
 
 def test_deploy_test_mode_logs_the_job_and_submits_nothing(caplog: pytest.LogCaptureFixture) -> None:

@@ -48,6 +48,11 @@ def _config(ti: Any) -> tuple[AirflowConfig, dict[str, Any]]:
         ),
         "input_path": Param(None, type=["null", "string"], description="file source folder; default the bucket's"),
         "max_files_per_trigger": Param(None, type=["null", "integer"], description="file source batch cap"),
+        "max_offsets_per_trigger": Param(None, type=["null", "integer"], description="Kafka source batch cap"),
+        "starting_offsets": Param(
+            None, type=["null", "string"], description="Kafka, first start only: earliest (job default) | latest"
+        ),
+        "dead_letter_topic": Param(None, type=["null", "string"], description="Kafka topic for quarantined messages"),
         "replace_running": Param(False, type="boolean", description="cancel active serving jobs first"),
         "require_first_batch": Param(True, type="boolean", description="wait for a written batch, not only RUNNING"),
         "wait_timeout_seconds": Param(600, type="integer", minimum=10, description="wait_for_streaming_job limit"),
@@ -81,6 +86,9 @@ def sentiment_model_serving() -> None:
             started["run_tag"],
             input_path=params.get("input_path"),
             max_files_per_trigger=params.get("max_files_per_trigger"),
+            max_offsets_per_trigger=params.get("max_offsets_per_trigger"),
+            starting_offsets=params.get("starting_offsets"),
+            dead_letter_topic=params.get("dead_letter_topic"),
         )
         return dag_tasks.deploy_serving_job(cfg, job, replace_running=bool(params["replace_running"]))
 

@@ -757,9 +757,16 @@ def build_serving_job(
     input_path: str | None = None,
     max_files_per_trigger: int | None = None,
     max_offsets_per_trigger: int | None = None,
+    starting_offsets: str | None = None,
+    dead_letter_topic: str | None = None,
 ) -> dict[str, Any]:
     paths = serving_paths(cfg)
     kafka = cfg.serving_source_type == "kafka"
+    extra = []
+    if kafka and starting_offsets:
+        extra.append(f"--starting-offsets={starting_offsets}")
+    if kafka and dead_letter_topic:
+        extra.append(f"--dead-letter-topic={dead_letter_topic}")
     args = dataproc_jobs.serving_args(
         source_type=cfg.serving_source_type,
         output_path=paths["output"],
@@ -777,6 +784,7 @@ def build_serving_job(
         max_files_per_trigger=max_files_per_trigger,
         max_offsets_per_trigger=max_offsets_per_trigger,
         metrics_path=paths["metrics"],
+        extra=extra,
     )
     labels = {
         "source": cfg.serving_source_type,
