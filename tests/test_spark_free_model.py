@@ -196,8 +196,12 @@ from sentiment_mlops.spark_free_model import load_model
 model = load_model({trained.runs_uri("logisticregression")!r}, {trained.tracking_uri!r})
 preds = model.predict(["what a lovely day", "worst day ever"])
 from pyspark import SparkContext
-children = [p for p in os.listdir("/proc") if p.isdigit()
-            and open(f"/proc/{{p}}/stat").read().rsplit(")", 1)[1].split()[1] == str(os.getpid())]
+def parent_of(pid):
+    try:
+        return open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()[1]
+    except OSError:  # the process ended while /proc was being listed
+        return None
+children = [p for p in os.listdir("/proc") if p.isdigit() and parent_of(p) == str(os.getpid())]
 print(json.dumps({{"gateway": SparkContext._gateway is None, "children": children,
                   "labels": [p.label for p in preds]}}))
 """
