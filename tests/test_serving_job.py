@@ -187,7 +187,7 @@ def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server,
     assert third.returncode == 0, third.stderr[-3000:]
     both = _predictions(tag)
     assert both["stream"].nunique() == 2 and len(both) == 2 * len(expected)
-    for _, rows in both.groupby("stream"):
+    for _, rows in both.groupby("stream", observed=True):
         assert set(rows["id"]) == expected and not rows["id"].duplicated().any()
 
 
