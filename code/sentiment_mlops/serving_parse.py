@@ -173,17 +173,72 @@ def parse_kafka_message(
     return _validate(source, offset, payload, decoded[:2000], timestamp)
 
 
+_ARROW_FIELDS = None  # built on first use: pyarrow is imported on the executors only when parsing
+
+
+def _arrow_schema():  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    global _ARROW_FIELDS
+    if _ARROW_FIELDS is None:
+        _ARROW_FIELDS = pa.schema(
+            [
+                ("id", pa.string()),
+                ("text", pa.string()),
+                ("label", pa.int32()),
+                ("event_timestamp", pa.timestamp("us", tz="UTC")),
+                ("source", pa.string()),
+                ("source_row", pa.int64()),
+                ("raw", pa.string()),
+                ("error", pa.string()),
+            ]
+        )
+    return _ARROW_FIELDS
+
+
+def _utc_naive(ts: datetime | None) -> datetime | None:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts is not None and ts.tzinfo else ts
+
+
+def records_to_arrow(records: list[Record]):  # type: ignore[no-untyped-def]
+    """PARSED_SCHEMA records -> one Arrow batch (naive timestamps are UTC)."""
+    import pyarrow as pa
+
+    schema = _arrow_schema()
+    columns = list(zip(*records, strict=True)) if records else [() for _ in schema]
+    columns[3] = tuple(_utc_naive(ts) for ts in columns[3])
+    return pa.RecordBatch.from_arrays(
+        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+# mapInArrow, not rdd.map + createDataFrame: rows cross to Python and back in Arrow batches instead
+# of one pickled Row at a time (several times faster on the Kafka path). The parsing stays per record.
+
+
 def parse_file_batch(files: DataFrame) -> DataFrame:
     """binaryFile rows (path, modificationTime, content) -> PARSED_SCHEMA rows."""
-    spark = files.sparkSession
-    rdd = files.select("path", "modificationTime", "content").rdd.flatMap(lambda r: parse_csv_file(r[0], r[2], r[1]))
-    return spark.createDataFrame(rdd, PARSED_SCHEMA)
+
+    def parse(batches):  # type: ignore[no-untyped-def]
+        for batch in batches:
+            cols = batch.to_pydict()
+            records = [
+                record
+                for path, modified, content in zip(cols["path"], cols["modificationTime"], cols["content"], strict=True)
+                for record in parse_csv_file(path, content, _utc_naive(modified))
+            ]
+            yield records_to_arrow(records)
+
+    return files.select("path", "modificationTime", "content").mapInArrow(parse, PARSED_SCHEMA)
 
 
 def parse_kafka_batch(messages: DataFrame) -> DataFrame:
     """Kafka rows (value, topic, partition, offset, timestamp) -> PARSED_SCHEMA rows."""
-    spark = messages.sparkSession
-    rdd = messages.select("value", "topic", "partition", "offset", "timestamp").rdd.map(
-        lambda r: parse_kafka_message(r[0], r[1], r[2], r[3], r[4])
-    )
-    return spark.createDataFrame(rdd, PARSED_SCHEMA)
+
+    def parse(batches):  # type: ignore[no-untyped-def]
+        for batch in batches:
+            c = batch.to_pydict()
+            rows = zip(c["value"], c["topic"], c["partition"], c["offset"], c["timestamp"], strict=True)
+            yield records_to_arrow([parse_kafka_message(v, t, p, o, _utc_naive(ts)) for v, t, p, o, ts in rows])
+
+    return messages.select("value", "topic", "partition", "offset", "timestamp").mapInArrow(parse, PARSED_SCHEMA)
