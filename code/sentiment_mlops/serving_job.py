@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from sentiment_mlops import registry, serving_parse, serving_sinks
+from sentiment_mlops.job_logging import configure_logging
 from sentiment_mlops.model_watcher import LoadedModel, ModelWatcher
 from sentiment_mlops.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAFKA_OUTPUT_TOPIC, DEFAULT_SERVING_MODEL
 from sentiment_mlops.spark_session import get_spark, job_settings
@@ -418,8 +419,6 @@ def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sentiment_mlops.training_job import configure_logging
-
     configure_logging()
     args = build_arg_parser().parse_args(argv)
     try:

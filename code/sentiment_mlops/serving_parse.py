@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -173,27 +174,12 @@ def parse_kafka_message(
     return _validate(source, offset, payload, decoded[:2000], timestamp)
 
 
-_ARROW_FIELDS = None  # built on first use: pyarrow is imported on the executors only when parsing
-
-
+@cache
 def _arrow_schema():  # type: ignore[no-untyped-def]
-    import pyarrow as pa
+    """PARSED_SCHEMA as Arrow (what mapInArrow must yield); built on first use on the executors."""
+    from pyspark.sql.pandas.types import to_arrow_schema
 
-    global _ARROW_FIELDS
-    if _ARROW_FIELDS is None:
-        _ARROW_FIELDS = pa.schema(
-            [
-                ("id", pa.string()),
-                ("text", pa.string()),
-                ("label", pa.int32()),
-                ("event_timestamp", pa.timestamp("us", tz="UTC")),
-                ("source", pa.string()),
-                ("source_row", pa.int64()),
-                ("raw", pa.string()),
-                ("error", pa.string()),
-            ]
-        )
-    return _ARROW_FIELDS
+    return to_arrow_schema(PARSED_SCHEMA, timezone="UTC")
 
 
 def _utc_naive(ts: datetime | None) -> datetime | None:

@@ -23,9 +23,10 @@ from pyspark.ml.tuning import CrossValidator
 from pyspark.sql import DataFrame, SparkSession
 
 from sentiment_mlops import data_loading, metrics, plots, promotion, registry
+from sentiment_mlops.job_logging import configure_logging
 from sentiment_mlops.model_catalog import MODEL_SPECS, ModelSpec, feature_pipeline, parse_model_keys
 from sentiment_mlops.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
-from sentiment_mlops.spark_session import get_spark, job_settings, path_exists, write_text
+from sentiment_mlops.spark_session import delete_path, get_spark, job_settings, path_exists, write_text
 from sentiment_mlops.storage import join_uri, resolve_uri
 
 log = logging.getLogger("sentiment_mlops.training")
@@ -124,8 +125,6 @@ def check_output_writable(spark: SparkSession, output: str) -> None:
     probe = join_uri(output, f"_write_check_{os.getpid()}")
     try:
         write_text(spark, probe, "ok")
-        from sentiment_mlops.spark_session import delete_path
-
         delete_path(spark, probe)
     except Exception as exc:  # py4j wraps the Java IOException
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -485,16 +484,6 @@ def summary_dict(summary: TrainingSummary) -> dict[str, object]:
     from dataclasses import asdict
 
     return asdict(summary)
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("py4j", "urllib3", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
