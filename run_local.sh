@@ -40,8 +40,8 @@ airflow variables set SENTIMENT_BACKEND local >/dev/null
 airflow variables set serving_batch_interval "${SERVING_BATCH_INTERVAL:-5}" >/dev/null
 
 step "MLflow tracking server on port $MLFLOW_PORT"
-if ! python -m sentiment_mlops.local_mlflow status --port "$MLFLOW_PORT"; then
-  python -m sentiment_mlops.local_mlflow start --port "$MLFLOW_PORT"
+if ! python -m sentiment_mlops.backends.local.mlflow_server status --port "$MLFLOW_PORT"; then
+  python -m sentiment_mlops.backends.local.mlflow_server start --port "$MLFLOW_PORT"
 fi
 
 step "Training: airflow dags test sentiment_training_local ($INPUT, max_rows=$MAX_ROWS)"
@@ -53,14 +53,14 @@ airflow dags test sentiment_training_local \
 }
 python - <<'PY'
 from pathlib import Path
-from sentiment_mlops.settings import load_settings
+from sentiment_mlops.core.settings import load_settings
 reports = sorted(load_settings("local").bucket_root.glob("*-models/training/*/training_report.md"), key=lambda p: p.stat().st_mtime)
 print(reports[-1].read_text() if reports else "(no training report found)")
 PY
 
 step "Dropping a CSV into the streaming input bucket"
 GCS_BUCKET_VAR="$(airflow variables get GCS_BUCKET)"
-python -m sentiment_mlops.local_demo drop --gcs-bucket "$GCS_BUCKET_VAR"
+python -m sentiment_mlops.backends.local.demo drop --gcs-bucket "$GCS_BUCKET_VAR"
 
 step "Serving: airflow dags test sentiment_model_serving (production mode, file source)"
 airflow dags test sentiment_model_serving \
@@ -73,7 +73,7 @@ airflow dags test sentiment_model_serving \
 sentiment-jobs list --filter 'labels.app=sentiment-serving' --state-filter active
 
 step "Predictions for the dropped file"
-python -m sentiment_mlops.local_demo show --gcs-bucket "$GCS_BUCKET_VAR"
+python -m sentiment_mlops.backends.local.demo show --gcs-bucket "$GCS_BUCKET_VAR"
 
 if [ "${KEEP_SERVING:-0}" = 1 ]; then
   step "The serving job keeps running; stop it with: sentiment-jobs kill JOB_ID"
@@ -87,4 +87,4 @@ airflow dags test sentiment_serving_management -c '{"stop_all": true}' \
 }
 grep -E "monitoring report|cancel" "$SENTIMENT_HOME/management-dag.log" | sed 's/^.*INFO - //' | tail -n 4 || true
 echo
-echo "Done. MLflow UI: http://127.0.0.1:$MLFLOW_PORT  (stop it: python -m sentiment_mlops.local_mlflow stop --port $MLFLOW_PORT)"
+echo "Done. MLflow UI: http://127.0.0.1:$MLFLOW_PORT  (stop it: python -m sentiment_mlops.backends.local.mlflow_server stop --port $MLFLOW_PORT)"

@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --dev
 if ! command -v shellcheck >/dev/null 2>&1; then
   echo "[tests] installing shellcheck (Debian package) for the script tests"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -77,7 +77,7 @@ spark = SparkSession.builder.appName("dataproc-smoke").getOrCreate()
 total = spark.range(1000).selectExpr("sum(id) AS s").first()["s"]
 assert total == 499500, total
 assert sys.version_info >= (3, 11), f"driver Python {sys.version.split()[0]} < 3.11"
-import sentiment_mlops.storage  # noqa: E402,F401  (from the --py-files zip)
+import sentiment_mlops.core.storage  # noqa: E402,F401  (from the --py-files zip)
 
 try:
     import mlflow  # noqa: E402
@@ -88,7 +88,7 @@ spark.stop()
 PY
 
 smoke_job() {
-  x "$PYTHON" -m sentiment_mlops.package_zip "$WORK/$PACKAGE_ZIP"
+  x "$PYTHON" -m sentiment_mlops.jobs.packaging "$WORK/$PACKAGE_ZIP"
   x gsutil -q cp "$WORK/dataproc_smoke.py" "$WORK/$PACKAGE_ZIP" "$SMOKE_URI/"
   x timeout "$SMOKE_TIMEOUT" gcloud dataproc jobs submit pyspark "$SMOKE_URI/dataproc_smoke.py" \
     "--cluster=$CLUSTER" "--region=$REGION" "--project=$PROJECT" "--id=$RUN_ID" \

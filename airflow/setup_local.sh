@@ -5,7 +5,7 @@
 #   - `airflow db migrate` (SQLite metadata DB)
 #   - the google_cloud_default connection (Airflow 3 no longer creates default connections; the
 #     Dataproc/GCS hooks use it, with Application Default Credentials unless you edit it)
-#   - the Variables of sentiment_mlops.airflow_config, only where unset (yours are kept)
+#   - the Variables of sentiment_mlops.orchestration.config, only where unset (yours are kept)
 # Usage: airflow/setup_local.sh     then: airflow/start_services.sh
 set -euo pipefail
 
@@ -57,7 +57,7 @@ import json
 import os
 import sys
 
-from sentiment_mlops.airflow_config import LOCAL_DEFAULT_VARIABLES
+from sentiment_mlops.orchestration.config import LOCAL_DEFAULT_VARIABLES
 
 values = dict(LOCAL_DEFAULT_VARIABLES)
 if os.environ.get("MLFLOW_PORT"):

@@ -69,7 +69,7 @@ if port_open "$MLFLOW_PORT"; then
   fi
   echo "[start] an MLflow server already answers on port $MLFLOW_PORT: using it"
 else
-  python -m sentiment_mlops.local_mlflow start --port "$MLFLOW_PORT"
+  python -m sentiment_mlops.backends.local.mlflow_server start --port "$MLFLOW_PORT"
 fi
 
 # --- Kafka (Tansu) --------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ if [ "${SKIP_KAFKA:-0}" = "1" ]; then
 elif port_open "$KAFKA_PORT"; then
   echo "[start] port $KAFKA_PORT already answers: using the broker there"
 else
-  python -m sentiment_mlops.local_kafka start --port "$KAFKA_PORT" --topics "$KAFKA_TOPICS"
+  python -m sentiment_mlops.backends.local.kafka_broker start --port "$KAFKA_PORT" --topics "$KAFKA_TOPICS"
 fi
 
 # --- Airflow standalone ---------------------------------------------------------------------------

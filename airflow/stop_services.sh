@@ -58,7 +58,7 @@ stop_session() {  # SID NAME: SIGTERM the session, SIGKILL after 20 s (the sched
 
 if [ "$STOP_JOBS" = "1" ]; then
   python - <<'PY'
-from sentiment_mlops import local_jobs
+from sentiment_mlops.backends.local import jobs as local_jobs
 
 for record in local_jobs.list_jobs("active"):
     print(f"[stop] cancelling local job {record.job_id}: {local_jobs.cancel(record.job_id).state}")
@@ -74,8 +74,8 @@ else
 fi
 
 # --- Kafka and MLflow through their own CLIs (they know their pid files) ----------------------------
-python -m sentiment_mlops.local_kafka stop --port "$KAFKA_PORT" || echo "[stop] Kafka: stop reported an error"
-python -m sentiment_mlops.local_mlflow stop --port "$MLFLOW_PORT" || echo "[stop] MLflow: stop reported an error"
+python -m sentiment_mlops.backends.local.kafka_broker stop --port "$KAFKA_PORT" || echo "[stop] Kafka: stop reported an error"
+python -m sentiment_mlops.backends.local.mlflow_server stop --port "$MLFLOW_PORT" || echo "[stop] MLflow: stop reported an error"
 
 # --- Ports ----------------------------------------------------------------------------------------
 busy="$(

@@ -102,9 +102,10 @@ def bootstrap_model(workdir: Path, rows: int) -> tuple[Any, str, str]:
     import mlflow
     import mlflow.spark
 
-    from sentiment_mlops import data_loading, training_job
-    from sentiment_mlops.local_mlflow import MlflowServer, free_port
-    from sentiment_mlops.spark_session import get_spark
+    from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
+    from sentiment_mlops.core.spark_session import get_spark
+    from sentiment_mlops.training import data_loading
+    from sentiment_mlops.training import job as training_job
 
     server = MlflowServer(data_dir=workdir / "mlflow", port=free_port()).start()
     spark = get_spark("bench-online-server", extra={"spark.sql.shuffle.partitions": "4"})
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    from sentiment_mlops.local_mlflow import free_port
+    from sentiment_mlops.backends.local.mlflow_server import free_port
 
     texts = load_texts(SAMPLE_CSV)
     load_before: tuple[float, ...] = ()
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         ours = Service(
             "online_server",
-            [sys.executable, "-m", "sentiment_mlops.online_server"],
+            [sys.executable, "-m", "sentiment_mlops.online.server"],
             {
                 **env,
                 "MODEL_URI": model_uri,

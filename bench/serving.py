@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-    from sentiment_mlops.serving_job import ServingState
+    from sentiment_mlops.serving.job import ServingState
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "sentiment140" / "train_100k.csv"
@@ -195,7 +195,7 @@ class Scenario:
     """Folders of one scenario: gs://bench-TAG-{in,out,ckpt} under the temporary bucket root."""
 
     def __init__(self, tag: str) -> None:
-        from sentiment_mlops.storage import local_path
+        from sentiment_mlops.core.storage import local_path
 
         self.tag = tag
         self.input_uri, self.output_uri, self.checkpoint_uri = (
@@ -218,7 +218,7 @@ def serving_query(
     spark: SparkSession, argv: list[str], prepare: Callable[[ServingState], None] | None = None
 ) -> Iterator[tuple[ServingState, StreamingQuery, float]]:
     """Start the job's query; yields (state, query, seconds of the initial model load); always stops it."""
-    from sentiment_mlops import serving_job
+    from sentiment_mlops.serving import job as serving_job
 
     args = serving_job.build_arg_parser().parse_args(argv)
     serving_job.validate_args(args)
@@ -360,8 +360,8 @@ def kafka_scenarios(
     spark: SparkSession, home: Path, mlflow_uri: str, model: str, version: str, feed: TweetFeed,
     n: int, max_offsets: int, write_kafka: bool,
 ) -> dict[str, Any]:  # fmt: skip
-    from sentiment_mlops.local_kafka import KafkaBroker, create_topics, true_end_offsets
-    from sentiment_mlops.local_mlflow import free_port
+    from sentiment_mlops.backends.local.kafka_broker import KafkaBroker, create_topics, true_end_offsets
+    from sentiment_mlops.backends.local.mlflow_server import free_port
 
     broker = KafkaBroker(port=free_port(), data_dir=home / "kafka").start()  # dies with this (main) thread
     try:
@@ -415,8 +415,8 @@ def hot_swap(
     """`versions`: (version of SWAP_MODEL, flavour) in swap order; the alias starts on the first."""
     from mlflow.tracking import MlflowClient
 
-    from sentiment_mlops import serving_job
-    from sentiment_mlops.model_watcher import ModelWatcher
+    from sentiment_mlops.registry.model_watcher import ModelWatcher
+    from sentiment_mlops.serving import job as serving_job
 
     client = MlflowClient(mlflow_uri)
     client.set_registered_model_alias(SWAP_MODEL, SWAP_ALIAS, versions[0][0])
@@ -522,7 +522,7 @@ def hot_swap(
 def train_models(spark: SparkSession, opts: argparse.Namespace, home: Path, mlflow_uri: str) -> dict[str, Any]:
     import mlflow
 
-    from sentiment_mlops import training_job
+    from sentiment_mlops.training import job as training_job
 
     argv = ["--input", opts.input, "--output", str(home / "train-out"), "--mlflow-uri", mlflow_uri,
             "--registered-model-name", BASE_NAME, "--models", opts.models, "--max-rows", str(opts.train_rows),
@@ -646,8 +646,8 @@ def main() -> int:
     os.environ.update({"SENTIMENT_HOME": str(home), "SPARK_MASTER": opts.master, "SENTIMENT_BACKEND": "local",
                        "SPARK_LOCAL_IP": "127.0.0.1"})  # fmt: skip
     os.environ.setdefault("SPARK_LOG_LEVEL", "INFO" if opts.verbose else "ERROR")
-    from sentiment_mlops.local_mlflow import MlflowServer, free_port
-    from sentiment_mlops.spark_session import get_spark
+    from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
+    from sentiment_mlops.core.spark_session import get_spark
 
     tweets = load_tweets(Path(opts.input))
     feed = TweetFeed(tweets)

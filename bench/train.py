@@ -35,9 +35,9 @@ def main() -> int:
 
     home = Path(tempfile.mkdtemp(prefix="bench-train-"))
     os.environ.update({"SENTIMENT_HOME": str(home), "SPARK_MASTER": opts.master, "SENTIMENT_BACKEND": "local"})
-    from sentiment_mlops import training_job
-    from sentiment_mlops.local_mlflow import MlflowServer, free_port
-    from sentiment_mlops.spark_session import get_spark
+    from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
+    from sentiment_mlops.core.spark_session import get_spark
+    from sentiment_mlops.training import job as training_job
 
     server = MlflowServer(data_dir=home / "mlflow", port=free_port()).start()
     try:

@@ -77,7 +77,7 @@ use_python() {
 read_layout() {
   local bucket="$1" layout key val
   shift
-  layout="$("$PYTHON" -m sentiment_mlops.dataproc_jobs layout --gcs-bucket "$bucket" "$@")" || exit 2
+  layout="$("$PYTHON" -m sentiment_mlops.jobs.dataproc_spec layout --gcs-bucket "$bucket" "$@")" || exit 2
   LAYOUT_BUCKETS=()
   while IFS='=' read -r key val; do
     if [[ "$key" =~ ^[A-Z][A-Z0-9_]*$ ]]; then printf -v "LAYOUT_$key" '%s' "$val"; fi
@@ -101,13 +101,13 @@ x() {
 
 # The train and deploy scripts: -------------------------------------------------------------------
 
-# builder_command ARG...: the gcloud command line sentiment_mlops.dataproc_jobs builds for ARG...
+# builder_command ARG...: the gcloud command line sentiment_mlops.jobs.dataproc_spec builds for ARG...
 # (the builder validates names, labels, URIs, ranges and Kafka settings), into the array SUBMIT;
 # exit 2 when the builder rejects them.
 builder_command() {
   CMD_FILE="$(mktemp)"
   trap 'rm -f "$CMD_FILE"' EXIT
-  "$PYTHON" -m sentiment_mlops.dataproc_jobs gcloud-command --print0 "$@" >"$CMD_FILE" || exit 2
+  "$PYTHON" -m sentiment_mlops.jobs.dataproc_spec gcloud-command --print0 "$@" >"$CMD_FILE" || exit 2
   # shellcheck disable=SC2034 # SUBMIT is the caller's
   mapfile -d '' -t SUBMIT <"$CMD_FILE"
 }
@@ -123,6 +123,6 @@ check_entry() {
 # upload_code ENTRY_PATH ZIP_PATH CODE_URI: build the package zip and copy it with the entry script
 # to CODE_URI/.
 upload_code() {
-  x "$PYTHON" -m sentiment_mlops.package_zip "$2"
+  x "$PYTHON" -m sentiment_mlops.jobs.packaging "$2"
   x gsutil cp "$1" "$2" "$3/"
 }

@@ -3,7 +3,7 @@
 Downloads with the Kaggle CLI (`kaggle datasets download -d kazanova/sentiment140`), or takes a file
 you already have (`--local-file`), optionally unzips it, and uploads the files to
 `gs://BUCKET/PREFIX`: with google-cloud-storage on the dataproc backend, or into the local backend's
-bucket folder (sentiment_mlops.storage.resolve_uri) so the same `gs://` URI works for local jobs.
+bucket folder (sentiment_mlops.core.storage.resolve_uri) so the same `gs://` URI works for local jobs.
 
     python code/download_and_upload.py --gcs-bucket my-bucket-raw --unzip
     python code/download_and_upload.py --gcs-bucket my-bucket-raw --local-file ~/sentiment140.zip --unzip
@@ -23,8 +23,8 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentiment_mlops.settings import BACKENDS, Settings, load_settings
-from sentiment_mlops.storage import local_path
+from sentiment_mlops.core.settings import BACKENDS, Settings, load_settings
+from sentiment_mlops.core.storage import local_path
 
 DEFAULT_DATASET = "kazanova/sentiment140"
 DEFAULT_PREFIX = "raw/"

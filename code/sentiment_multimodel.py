@@ -3,7 +3,7 @@ in `python_file_uris`). Run `python code/sentiment_multimodel.py --help` for the
 
 import sys
 
-from sentiment_mlops.training_job import main
+from sentiment_mlops.training.job import main
 
 if __name__ == "__main__":
     sys.exit(main())

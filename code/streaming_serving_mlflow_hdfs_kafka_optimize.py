@@ -3,7 +3,7 @@
 
 import sys
 
-from sentiment_mlops.serving_job import main
+from sentiment_mlops.serving.job import main
 
 if __name__ == "__main__":
     sys.exit(main())

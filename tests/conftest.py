@@ -40,7 +40,7 @@ def sample_csv() -> Path:
 @pytest.fixture(scope="session")
 def spark(sentiment_home: Path):  # type: ignore[no-untyped-def]
     os.environ.setdefault("SPARK_MASTER", "local[2]")
-    from sentiment_mlops.spark_session import get_spark
+    from sentiment_mlops.core.spark_session import get_spark
 
     session = get_spark("sentiment-tests", extra={"spark.sql.shuffle.partitions": "4"})
     yield session
@@ -50,7 +50,7 @@ def spark(sentiment_home: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def mlflow_server(sentiment_home: Path) -> Iterator[str]:
     """A real `mlflow server` on SQLite over HTTP on a free port; yields its URL."""
-    from sentiment_mlops.local_mlflow import MlflowServer, free_port
+    from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
 
     server = MlflowServer(data_dir=sentiment_home / "mlflow", port=free_port()).start()
     os.environ["MLFLOW_TRACKING_URI"] = server.url

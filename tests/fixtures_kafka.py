@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
-from sentiment_mlops.local_kafka import KafkaBroker, create_topics, true_end_offsets
-from sentiment_mlops.local_mlflow import free_port
+from sentiment_mlops.backends.local.kafka_broker import KafkaBroker, create_topics, true_end_offsets
+from sentiment_mlops.backends.local.mlflow_server import free_port
 
 
 @pytest.fixture(scope="session", name="kafka_broker")

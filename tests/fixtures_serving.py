@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_mlops import training_job
+from sentiment_mlops.training import job as training_job
 
 SERVING_BASE = "serving-itest"
 SERVING_MODEL = f"{SERVING_BASE}-best"

@@ -5,9 +5,9 @@ start -> validate_data -> check_mlflow_connection -> prepare_environment
       -> generate_training_report -> send_completion_notification -> end
 
 The backend comes from the Airflow Variable SENTIMENT_BACKEND (local | dataproc); see
-sentiment_mlops.airflow_config for every Variable. The two training tasks are
+sentiment_mlops.orchestration.config for every Variable. The two training tasks are
 DataprocSubmitJobOperator (deferrable) on Dataproc and run the very same Job dicts with the local
-spark-submit runner (sentiment_mlops.local_jobs) on the local backend.
+spark-submit runner (sentiment_mlops.backends.local.jobs) on the local backend.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from airflow.providers.google.cloud.operators.dataproc import DataprocSubmitJobO
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, chain, dag, task
 
-from sentiment_mlops import dag_factories, dag_tasks
-from sentiment_mlops.airflow_config import GCP_CONN_ID, AirflowConfig
+from sentiment_mlops.orchestration import dag_factories
+from sentiment_mlops.orchestration import tasks as dag_tasks
+from sentiment_mlops.orchestration.config import GCP_CONN_ID, AirflowConfig
 
 DAG_ID = "sentiment_ml_training_pipeline"
 

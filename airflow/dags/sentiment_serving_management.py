@@ -16,8 +16,8 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
-from sentiment_mlops import dag_tasks
-from sentiment_mlops.airflow_config import AirflowConfig, from_airflow_variables
+from sentiment_mlops.orchestration import tasks as dag_tasks
+from sentiment_mlops.orchestration.config import AirflowConfig, from_airflow_variables
 
 DAG_ID = "sentiment_serving_management"
 

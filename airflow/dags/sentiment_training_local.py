@@ -16,7 +16,8 @@ from typing import Any
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, chain, dag, task
 
-from sentiment_mlops import dag_factories, dag_tasks
+from sentiment_mlops.orchestration import dag_factories
+from sentiment_mlops.orchestration import tasks as dag_tasks
 
 DAG_ID = "sentiment_training_local"
 

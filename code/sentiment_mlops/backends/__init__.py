@@ -1,0 +1,1 @@
+"""Backends behind the job specification: `gcp` (GCS, Dataproc) and `local` (folders, spark-submit, MLflow, broker)."""

@@ -1,0 +1,542 @@
+"""The local backend's job controller: runs the same Dataproc Job dict a DAG would send to Dataproc,
+with this venv's `spark-submit`, and keeps Dataproc-like job records on disk.
+
+- `gs://` URIs (main file, py/jar/file URIs, argument values) go through `storage.resolve_uri`, so a
+  job built for Dataproc reads and writes the local bucket folders.
+- Job `properties` become `--conf`; `spark.jars.packages` is dropped (Maven is unreachable here; the
+  serving job falls back to its Python Kafka reader).
+- Each job runs under a small supervisor process (`python -m sentiment_mlops.backends.local.jobs supervise`)
+  in its own session: the supervisor outlives the Airflow task that submitted it (a serving job must)
+  and records the driver's exit code, which nobody else could collect from an orphan.
+- Records live in `Settings.run_dir/jobs/JOB_ID.json`, the driver log in `JOB_ID.log`, the exit status
+  in `JOB_ID.exit`. The state is refreshed from the process on every read: PENDING until the
+  supervisor runs, RUNNING while it lives, then DONE / ERROR from the exit code, or CANCELLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sentiment_mlops.core.processes import pid_alive, start_ticks
+from sentiment_mlops.core.settings import Settings, load_settings
+from sentiment_mlops.core.storage import is_gcs_uri, resolve_uri
+
+PENDING, RUNNING, DONE, ERROR, CANCELLED = "PENDING", "RUNNING", "DONE", "ERROR", "CANCELLED"
+STATES = (PENDING, RUNNING, DONE, ERROR, CANCELLED)
+ACTIVE_STATES = frozenset({PENDING, RUNNING})
+TERMINAL_STATES = frozenset({DONE, ERROR, CANCELLED})
+
+# Dataproc job ids: letters, digits, underscores, hyphens; at most 100 characters.
+_JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+DROPPED_PROPERTIES = ("spark.jars.packages",)
+BACKEND_PROPERTY = "spark.sentiment.backend"
+
+
+class JobError(RuntimeError):
+    pass
+
+
+class JobNotFoundError(JobError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "job not found"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class JobRecord:
+    """A job as Dataproc would describe it, plus the local process facts."""
+
+    job_id: str
+    state: str
+    labels: dict[str, str]
+    job: dict[str, Any]
+    command: list[str]
+    driver_output_uri: str
+    submitted_at: str
+    state_start_time: str
+    pid: int | None = None
+    pid_start_ticks: int | None = None  # /proc start time: guards against pid reuse
+    started_at: str | None = None
+    ended_at: str | None = None
+    exit_code: int | None = None
+    details: str = ""
+    cancel_requested: bool = False
+    status_history: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.driver_output_uri.removeprefix("file://"))
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def as_dataproc(self) -> dict[str, Any]:
+        """The record in the shape of `gcloud dataproc jobs describe` (snake_case like the Python client)."""
+        return {
+            "reference": {"project_id": "local", "job_id": self.job_id},
+            "placement": self.job.get("placement", {"cluster_name": "local"}),
+            "pyspark_job": self.job.get("pyspark_job", {}),
+            "labels": self.labels,
+            "status": {"state": self.state, "state_start_time": self.state_start_time, "details": self.details},
+            "status_history": self.status_history,
+            "driver_output_resource_uri": self.driver_output_uri,
+            "local": {
+                "pid": self.pid,
+                "command": self.command,
+                "submitted_at": self.submitted_at,
+                "started_at": self.started_at,
+                "ended_at": self.ended_at,
+                "exit_code": self.exit_code,
+            },
+        }
+
+
+class LocalJobController:
+    """Job records under `run_dir/jobs`; the module-level functions use one for the current settings."""
+
+    # Supervisors this process started, shared by all controllers: waited on (no zombies) by cancel.
+    _children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings("local")
+        if self.settings.backend != "local":
+            # Resolving gs:// must map to bucket folders whatever SENTIMENT_BACKEND says.
+            self.settings = Settings(backend="local", home=self.settings.home)
+        self.jobs_dir = self.settings.run_dir / "jobs"
+
+    # -- files -------------------------------------------------------------------------------------
+    def _record_path(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{job_id}.json"
+
+    def _exit_path(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{job_id}.exit"
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One lock for all records: refreshes in different processes (Airflow tasks, the CLI) and a
+        cancel must not overwrite each other's state changes."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.jobs_dir / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _load(self, job_id: str) -> JobRecord:
+        path = self._record_path(job_id)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise JobNotFoundError(f"job {job_id!r} not found in {self.jobs_dir}") from None
+        return JobRecord(**data)
+
+    def _save(self, record: JobRecord) -> None:
+        path = self._record_path(record.job_id)
+        tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(record), indent=2))
+        os.replace(tmp, path)  # readers never see half a record
+
+    @staticmethod
+    def _set_state(record: JobRecord, state: str, details: str = "") -> None:
+        if record.state == state:
+            return
+        record.state = state
+        record.state_start_time = _now()
+        record.details = details
+        record.status_history.append({"state": state, "state_start_time": record.state_start_time})
+
+    # -- command -----------------------------------------------------------------------------------
+    def _resolve(self, uri: str) -> str:
+        return resolve_uri(uri, self.settings)
+
+    def _resolve_arg(self, arg: str) -> str:
+        if is_gcs_uri(arg):
+            return self._resolve(arg)
+        if arg.startswith("--") and "=" in arg:
+            flag, value = arg.split("=", 1)
+            if is_gcs_uri(value):
+                return f"{flag}={self._resolve(value)}"
+        return arg
+
+    def build_command(self, job: dict[str, Any]) -> list[str]:
+        """The spark-submit command line for a Dataproc PySpark Job dict."""
+        pyspark_job = job.get("pyspark_job")
+        if not pyspark_job:
+            kinds = ", ".join(k for k in job if k.endswith("_job")) or "none"
+            raise JobError(f"the local backend runs pyspark_job jobs only (job has: {kinds})")
+        main = pyspark_job.get("main_python_file_uri")
+        if not main:
+            raise JobError("pyspark_job.main_python_file_uri is required")
+        from sentiment_mlops.core.spark_session import LOCAL_DEFAULTS
+
+        cmd = [
+            str(spark_submit_path()),
+            "--master",
+            os.environ.get("SENTIMENT_LOCAL_MASTER", os.environ.get("SPARK_MASTER", "local[2]")),
+            "--name",
+            job_id_of(job) or "sentiment-job",
+            "--driver-memory",
+            os.environ.get("SPARK_DRIVER_MEMORY", LOCAL_DEFAULTS["spark.driver.memory"]),
+        ]
+        for option, key in (("--py-files", "python_file_uris"), ("--jars", "jar_file_uris"), ("--files", "file_uris")):
+            uris = [self._resolve(u) for u in pyspark_job.get(key) or []]
+            if uris:
+                cmd += [option, ",".join(uris)]
+        archives = [self._resolve(u) for u in pyspark_job.get("archive_uris") or []]
+        if archives:
+            cmd += ["--archives", ",".join(archives)]
+        # Local-mode defaults first (what get_spark applies outside spark-submit), then the job's own
+        # properties, so a job can still override them; the backend is always local here.
+        conf = {k: v for k, v in LOCAL_DEFAULTS.items() if k != "spark.driver.memory"}
+        for key, value in (pyspark_job.get("properties") or {}).items():
+            if key in DROPPED_PROPERTIES or key.startswith("dataproc:"):
+                continue
+            conf[key] = self._resolve_arg(str(value))
+        conf[BACKEND_PROPERTY] = "local"
+        for key, value in conf.items():
+            cmd += ["--conf", f"{key}={value}"]
+        cmd.append(self._resolve(main))
+        cmd += [self._resolve_arg(str(a)) for a in pyspark_job.get("args") or []]
+        return cmd
+
+    def job_env(self) -> dict[str, str]:
+        python = sys.executable
+        return {
+            **os.environ,
+            "SENTIMENT_BACKEND": "local",
+            "SENTIMENT_HOME": str(self.settings.home),
+            "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", python),
+            "PYSPARK_DRIVER_PYTHON": os.environ.get("PYSPARK_DRIVER_PYTHON", python),
+            "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+            # spark-submit must find the venv (java, python workers) even when PATH lacks it.
+            "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    # -- API ---------------------------------------------------------------------------------------
+    def submit(self, job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> JobRecord:
+        """Start `job`; with `wait`, block until it ends (and cancel it if the waiter is interrupted)."""
+        job = json.loads(json.dumps(job))  # a private, JSON-clean copy (the record stores it)
+        job_id = job_id_of(job) or new_job_id(job)
+        if not _JOB_ID_RE.match(job_id):
+            raise JobError(f"invalid job id {job_id!r}: letters, digits, '_' and '-' only, at most 100 characters")
+        job.setdefault("reference", {})["job_id"] = job_id
+        command = self.build_command(job)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.jobs_dir / f"{job_id}.log"
+        now = _now()
+        record = JobRecord(
+            job_id=job_id,
+            state=PENDING,
+            labels={str(k): str(v) for k, v in (job.get("labels") or {}).items()},
+            job=job,
+            command=command,
+            driver_output_uri=f"file://{log_path}",
+            submitted_at=now,
+            state_start_time=now,
+            status_history=[{"state": PENDING, "state_start_time": now}],
+        )
+        with self._lock():
+            if self._record_path(job_id).exists():
+                raise JobError(f"job {job_id!r} already exists (Dataproc job ids are unique); choose another id")
+            self._save(record)
+        # The supervisor gets its own session: it and spark-submit's JVM and Python driver form one
+        # process group that cancel() can signal as a whole, apart from the submitting process.
+        with open(log_path, "ab") as supervisor_errors:  # a supervisor crash lands in the driver log
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sentiment_mlops.backends.local.jobs", "supervise", str(self.jobs_dir), job_id],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=supervisor_errors,
+                env=self.job_env(),
+                start_new_session=True,
+                close_fds=True,
+            )
+        with self._lock():
+            record = self._load(job_id)
+            record.pid = process.pid
+            record.pid_start_ticks = start_ticks(process.pid)
+            record.started_at = _now()
+            self._save(record)
+        self._children[job_id] = process
+        if not wait:
+            return self.get(job_id)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.cancel(job_id)
+            raise JobError(f"job {job_id} did not finish within {timeout:.0f}s; cancelled") from None
+        except BaseException:
+            # Airflow kills a task with SIGTERM -> exception here: the job must not outlive its task.
+            self.cancel(job_id)
+            raise
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        with self._lock():
+            record = self._load(job_id)
+            if self._refresh(record):
+                self._save(record)
+        return record
+
+    def _refresh(self, record: JobRecord) -> bool:
+        """Derive the state from the process and its exit file; True when the record changed."""
+        if record.state in TERMINAL_STATES:
+            return False
+        before = (record.state, record.exit_code)
+        exit_info = _read_json(self._exit_path(record.job_id))
+        if exit_info is not None:
+            record.exit_code = int(exit_info.get("exit_code", -1))
+            record.ended_at = exit_info.get("ended_at") or _now()
+            if record.cancel_requested:
+                self._set_state(record, CANCELLED, "cancelled by user")
+            elif record.exit_code == 0:
+                self._set_state(record, DONE)
+            else:
+                self._set_state(
+                    record, ERROR, f"driver exited with code {record.exit_code}: {self._last_error(record)}"
+                )
+        elif record.pid is None:
+            pass  # still PENDING: the supervisor has not been started yet
+        elif pid_alive(record.pid, record.pid_start_ticks):
+            if not record.cancel_requested:
+                self._set_state(record, RUNNING)
+        else:
+            record.ended_at = record.ended_at or _now()
+            if record.cancel_requested:
+                self._set_state(record, CANCELLED, "cancelled by user")
+            else:
+                self._set_state(record, ERROR, "driver process ended without an exit status (killed?)")
+        return (record.state, record.exit_code) != before
+
+    def _last_error(self, record: JobRecord) -> str:
+        """The most telling log line: the last exception/ERROR line, else the last line."""
+        lines = self.log_tail(record.job_id, 200, _record=record)
+        for line in reversed(lines):
+            if re.search(r"(Error|Exception|ERROR)\b", line):
+                return line.strip()[:500]
+        return lines[-1].strip()[:500] if lines else "(empty driver log)"
+
+    def list_jobs(self, state_filter: str | None = None, label_filter: dict[str, str] | None = None) -> list[JobRecord]:
+        """Newest first. `state_filter`: active | inactive (non_active) | a state name."""
+        if not self.jobs_dir.exists():
+            return []
+        wanted = _states_for(state_filter)
+        records = []
+        for path in self.jobs_dir.glob("*.json"):
+            try:
+                record = self.get(path.stem)
+            except (JobNotFoundError, json.JSONDecodeError, TypeError):
+                continue  # a record removed or foreign file: not a job
+            if wanted is not None and record.state not in wanted:
+                continue
+            if label_filter and any(record.labels.get(k) != str(v) for k, v in label_filter.items()):
+                continue
+            records.append(record)
+        return sorted(records, key=lambda r: (r.submitted_at, r.job_id), reverse=True)
+
+    def cancel(self, job_id: str, timeout: float = 20.0) -> JobRecord:
+        """SIGTERM the job's process group, SIGKILL what is left after `timeout`; state CANCELLED."""
+        with self._lock():
+            record = self._load(job_id)
+            self._refresh(record)
+            if record.state in TERMINAL_STATES:
+                self._save(record)
+                return record
+            record.cancel_requested = True
+            self._save(record)
+        if record.pid is not None and pid_alive(record.pid, record.pid_start_ticks):
+            _kill_group(record.pid, timeout, self._children.get(job_id))
+        with self._lock():
+            record = self._load(job_id)
+            record.ended_at = record.ended_at or _now()
+            exit_info = _read_json(self._exit_path(job_id))
+            if exit_info is not None:
+                record.exit_code = int(exit_info.get("exit_code", -1))
+            self._set_state(record, CANCELLED, "cancelled by user")
+            self._save(record)
+        return record
+
+    def log_tail(self, job_id: str, n: int = 50, _record: JobRecord | None = None) -> list[str]:
+        record = _record or self._load(job_id)
+        return tail_lines(record.log_path, n)
+
+
+def tail_lines(path: Path, n: int = 50, block: int = 65536) -> list[str]:
+    """The last `n` lines of a (possibly large, growing) text file without reading all of it."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            data = b""
+            pos = size
+            while pos > 0 and data.count(b"\n") <= n:
+                step = min(block, pos)
+                pos -= step
+                handle.seek(pos)
+                data = handle.read(step) + data
+    except FileNotFoundError:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()[-n:] if n > 0 else []
+
+
+def spark_submit_path() -> Path:
+    """`spark-submit` of this venv's pyspark (next to the interpreter), else SPARK_HOME's."""
+    candidate = Path(sys.executable).with_name("spark-submit")
+    if candidate.exists():
+        return candidate
+    spark_home = os.environ.get("SPARK_HOME")
+    if spark_home and (Path(spark_home) / "bin" / "spark-submit").exists():
+        return Path(spark_home) / "bin" / "spark-submit"
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "bin" / "spark-submit"
+
+
+def job_id_of(job: dict[str, Any]) -> str | None:
+    return (job.get("reference") or {}).get("job_id") or None
+
+
+def new_job_id(job: dict[str, Any]) -> str:
+    """`<app label or 'job'>-YYYYmmdd-HHMMSS-<hex>`: sortable and unique like Dataproc's ids."""
+    base = re.sub(r"[^A-Za-z0-9_-]", "-", str((job.get("labels") or {}).get("app", "job")))[:60]
+    return f"{base}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _states_for(state_filter: str | None) -> frozenset[str] | None:
+    if not state_filter:
+        return None
+    value = state_filter.strip().upper()
+    if value == "ACTIVE":
+        return ACTIVE_STATES
+    if value in ("INACTIVE", "NON_ACTIVE"):
+        return TERMINAL_STATES
+    if value in STATES:
+        return frozenset({value})
+    raise ValueError(f"unknown state filter {state_filter!r}; allowed: active, inactive, {', '.join(STATES)}")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _kill_group(pid: int, timeout: float, child: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM everything the job started, SIGKILL what is left after `timeout`.
+
+    The supervisor leads its own session; its process group holds spark-submit's JVM and the Python
+    driver, but PySpark's worker daemon moves itself into a new group (setpgid), so members are found
+    by session id too."""
+    _signal_session(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None:
+            child.poll()
+        if not pid_alive(pid) and not _session_members(pid):
+            return
+        time.sleep(0.2)
+    _signal_session(pid, signal.SIGKILL)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+
+
+def _signal_session(sid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(sid), sig)
+    for member in _session_members(sid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, sig)
+
+
+def _session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session `sid`, from /proc."""
+    members = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(proc.name))
+    return members
+
+
+def supervise(jobs_dir: Path, job_id: str) -> int:
+    """Run the job's command, then write `JOB_ID.exit`. Ignores SIGTERM so a cancel's group-wide
+    SIGTERM reaches spark-submit while this process stays to record how the driver ended."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    record = JobRecord(**json.loads((jobs_dir / f"{job_id}.json").read_text()))
+    with open(record.log_path, "ab") as log:
+        log.write(f"[local-jobs] {_now()} starting: {' '.join(record.command)}\n".encode())
+        log.flush()
+        try:
+            # The child must not inherit the ignored SIGTERM, or cancel could only SIGKILL it.
+            child = subprocess.Popen(
+                record.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+            )
+            code = child.wait()
+        except OSError as exc:
+            log.write(f"[local-jobs] ERROR: cannot start spark-submit: {exc}\n".encode())
+            code = 127
+        log.write(f"[local-jobs] {_now()} driver exited with code {code}\n".encode())
+    tmp = jobs_dir / f"{job_id}.exit.tmp"
+    tmp.write_text(json.dumps({"exit_code": code, "ended_at": _now()}))
+    os.replace(tmp, jobs_dir / f"{job_id}.exit")
+    return 0
+
+
+# -- module-level API for the current settings (SENTIMENT_HOME) ------------------------------------
+def controller() -> LocalJobController:
+    return LocalJobController(load_settings("local"))
+
+
+def submit(job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> JobRecord:
+    return controller().submit(job, wait=wait, timeout=timeout)
+
+
+def get(job_id: str) -> JobRecord:
+    return controller().get(job_id)
+
+
+def list_jobs(state_filter: str | None = None, label_filter: dict[str, str] | None = None) -> list[JobRecord]:
+    return controller().list_jobs(state_filter, label_filter)
+
+
+def cancel(job_id: str, timeout: float = 20.0) -> JobRecord:
+    return controller().cancel(job_id, timeout)
+
+
+def log_tail(job_id: str, n: int = 50) -> list[str]:
+    return controller().log_tail(job_id, n)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "supervise":
+        sys.exit(supervise(Path(sys.argv[2]), sys.argv[3]))
+    print("usage: python -m sentiment_mlops.backends.local.jobs supervise JOBS_DIR JOB_ID (internal)")
+    sys.exit(2)

@@ -1,0 +1,178 @@
+"""The local backend's MLflow tracking server: SQLite store, local artifact root, one worker.
+
+python -m sentiment_mlops.backends.local.mlflow_server start [--port 5000]
+python -m sentiment_mlops.backends.local.mlflow_server status | stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from sentiment_mlops.core.settings import DEFAULT_MLFLOW_PORT, Settings, load_settings
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class MlflowServer:
+    data_dir: Path
+    port: int = DEFAULT_MLFLOW_PORT
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / f"mlflow-{self.port}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / f"mlflow-{self.port}.log"
+
+    def command(self) -> list[str]:
+        mlflow_bin = Path(sys.executable).with_name("mlflow")
+        return [
+            str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.data_dir / 'mlflow.db'}",
+            # Clients write artifacts straight to this folder: same machine, no proxy hop.
+            "--default-artifact-root",
+            str(self.data_dir / "artifacts"),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+
+    def start(self, timeout: float = 90.0) -> MlflowServer:
+        if port_in_use(self.port, self.host):
+            if healthy(self.url):
+                raise ServiceError(
+                    f"port {self.port} is taken by an MLflow server already ({self.url}); "
+                    f"stop it or choose another --port"
+                )
+            raise ServiceError(f"port {self.port} on {self.host} is taken by another program; choose another --port")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "artifacts").mkdir(exist_ok=True)
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        self.pid_file.write_text(str(self.process.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceError(f"mlflow server exited with {self.process.returncode}; see {self.log_file}")
+            if healthy(self.url):
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise ServiceError(f"mlflow server did not answer {self.url}/health within {timeout:.0f}s; see {self.log_file}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        pid = self.process.pid if self.process else _read_pid(self.pid_file)
+        if pid is None:
+            return
+        _kill_group(pid, timeout)
+        self.pid_file.unlink(missing_ok=True)
+        self.process = None
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _kill_group(pid: int, timeout: float) -> None:
+    """SIGTERM the server's whole process group (uvicorn workers too), SIGKILL what is left."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.3)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def server_for(settings: Settings, port: int) -> MlflowServer:
+    return MlflowServer(data_dir=settings.mlflow_dir, port=port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="local MLflow tracking server (SQLite)")
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MLFLOW_PORT", DEFAULT_MLFLOW_PORT)))
+    args = parser.parse_args(argv)
+    server = server_for(load_settings(), args.port)
+    try:
+        if args.action == "start":
+            server.start()
+            print(f"MLflow tracking server up at {server.url} (data: {server.data_dir}, log: {server.log_file})")
+        elif args.action == "stop":
+            server.stop()
+            print(f"MLflow tracking server on port {args.port} stopped")
+        else:
+            ok = healthy(server.url)
+            print(f"MLflow at {server.url}: {'healthy' if ok else 'not answering'}")
+            return 0 if ok else 1
+    except ServiceError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

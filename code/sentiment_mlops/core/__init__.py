@@ -1,0 +1,1 @@
+"""Settings, storage URIs, naming, logging and processes: imports nothing else of the package."""

@@ -1,0 +1,1 @@
+"""Text features shared by training, the streaming job and the online server."""

@@ -1,0 +1,1 @@
+"""The Dataproc job specification: builders, validation against the proto types, gcloud commands, code packaging."""

@@ -1,0 +1,209 @@
+"""Registry polling and model hot-swap, shared by the streaming job and the online server.
+
+A background thread asks the registry which version an alias points at. A new version is loaded
+off the request/batch path by the front end's `loader`, checked by its `smoke_check`, and only
+then swapped in with one reference assignment, so a reader always sees one whole `LoadedModel`.
+A version that fails to load or fails the check is rejected (and remembered, so it is not retried
+every poll) while the current one keeps serving. Registry errors back off exponentially.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from mlflow.tracking import MlflowClient
+
+from sentiment_mlops.registry import lookups as registry
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+
+
+def prefer_fast_registry_failures() -> None:
+    """A poller retries on its own schedule; MLflow's default of 7 retries per call (about 4 minutes)
+    would stall it while the registry is down. Explicit settings in the environment win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+@dataclass(frozen=True)
+class LoadedModel(Generic[M]):
+    model: M
+    name: str
+    version: str
+    alias: str
+    run_id: str | None
+    uri: str
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+@dataclass
+class WatcherStats:
+    reloads: int = 0
+    reload_failures: int = 0
+    registry_errors: int = 0
+    rejected_versions: dict[str, str] = field(default_factory=dict)  # version -> reason
+    last_check_at: str | None = None
+
+
+class ModelWatcher(Generic[M]):
+    """Holds the serving model for `name@alias` and keeps it current."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        name: str,
+        stage_or_alias: str,
+        loader: Callable[[str], M],
+        smoke_check: Callable[[M], None] | None = None,
+        poll_seconds: float = 300.0,
+        max_backoff_seconds: float = 300.0,
+    ) -> None:
+        prefer_fast_registry_failures()
+        self.tracking_uri = tracking_uri
+        self.name = name
+        self.stage_or_alias = stage_or_alias
+        self.alias = registry.alias_for(stage_or_alias) if not stage_or_alias.isdigit() else stage_or_alias
+        self._loader = loader
+        self._smoke_check = smoke_check or (lambda _m: None)
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.stats = WatcherStats()
+        self._current: LoadedModel[M] | None = None
+        self._lock = threading.Lock()  # serialises reloads, never taken by readers
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[LoadedModel[M] | None, LoadedModel[M]], None]] = []
+
+    @property
+    def current(self) -> LoadedModel[M] | None:
+        return self._current
+
+    def on_swap(self, listener: Callable[[LoadedModel[M] | None, LoadedModel[M]], None]) -> None:
+        self._listeners.append(listener)
+
+    def _client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def check_once(self) -> tuple[str | None, str | None, bool]:
+        """Ask the registry, load and swap if the alias moved. Returns (old, new, changed).
+
+        Raises on registry errors (the poll loop backs off); load/smoke failures are recorded and
+        the current model is kept."""
+        with self._lock:
+            self.stats.last_check_at = datetime.now(UTC).isoformat(timespec="seconds")
+            old = self._current
+            resolved = registry.resolve_version(self._client(), self.name, self.stage_or_alias)
+            if resolved is None:
+                raise LookupError(f"registered model {self.name} has no version at @{self.alias}")
+            if old is not None and resolved.version == old.version:
+                return old.version, old.version, False
+            if resolved.version in self.stats.rejected_versions:
+                return (old.version if old else None), (old.version if old else None), False
+            try:
+                model = self._loader(resolved.uri)
+                self._smoke_check(model)
+            except Exception as exc:  # any failure of a candidate keeps the current model serving
+                reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+                self.stats.reload_failures += 1
+                self.stats.rejected_versions[resolved.version] = reason
+                log.error(
+                    "rejected %s v%s (%s); still serving %s",
+                    self.name,
+                    resolved.version,
+                    reason,
+                    f"v{old.version}" if old else "nothing",
+                )
+                if old is None:
+                    raise
+                return old.version, old.version, False
+            new = LoadedModel(
+                model=model,
+                name=self.name,
+                version=resolved.version,
+                alias=self.alias,
+                run_id=resolved.run_id,
+                uri=resolved.uri,
+            )
+            self._current = new  # the swap: one reference assignment
+            self.stats.reloads += 1
+            log.info(
+                "serving %s v%s (@%s)%s",
+                self.name,
+                new.version,
+                self.alias,
+                f", was v{old.version}" if old else "",
+            )
+            for listener in self._listeners:
+                listener(old, new)
+            return (old.version if old else None), new.version, True
+
+    def forget_rejected(self) -> None:
+        """Let the next check retry versions rejected earlier (e.g. after an operator fixed them)."""
+        with self._lock:
+            self.stats.rejected_versions.clear()
+
+    def load_initial(self, retries: int = 5, delay: float = 2.0) -> LoadedModel[M]:
+        """Load the first model; registry errors are retried with backoff, a broken version is not
+        (it fails the same way every time)."""
+        last: Exception | None = None
+        for attempt in range(retries):
+            rejected_before = len(self.stats.rejected_versions)
+            try:
+                self.check_once()
+                if self._current is not None:
+                    return self._current
+                break  # the alias names a version rejected earlier
+            except Exception as exc:
+                last = exc
+                if len(self.stats.rejected_versions) > rejected_before:
+                    break
+                log.warning("initial model load failed (attempt %d/%d): %s", attempt + 1, retries, exc)
+                time.sleep(delay * (2**attempt))
+        raise RuntimeError(f"could not load {registry.model_uri(self.name, self.stage_or_alias)}: {last}")
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"model-watcher-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        wait, backoff = self.poll_seconds, 0.0
+        while not self._stop.wait(wait):
+            try:
+                self.check_once()
+                wait, backoff = self.poll_seconds, 0.0
+            except Exception as exc:  # registry unreachable: keep serving, back off
+                self.stats.registry_errors += 1
+                backoff = min(max(backoff * 2, 2.0), self.max_backoff_seconds)
+                wait = backoff
+                log.warning("registry check failed (%s); keep serving, next try in %.0fs", exc, wait)
+
+    def describe(self) -> dict[str, Any]:
+        cur = self._current
+        return {
+            "name": self.name,
+            "alias": self.alias,
+            "version": cur.version if cur else None,
+            "run_id": cur.run_id if cur else None,
+            "uri": cur.uri if cur else None,
+            "loaded_at": cur.loaded_at if cur else None,
+            "reloads": self.stats.reloads,
+            "reload_failures": self.stats.reload_failures,
+            "registry_errors": self.stats.registry_errors,
+            "rejected_versions": dict(self.stats.rejected_versions),
+        }

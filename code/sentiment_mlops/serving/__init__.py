@@ -1,0 +1,1 @@
+"""The Spark Structured Streaming serving job: sources, parsing, micro-batch scoring and sinks."""

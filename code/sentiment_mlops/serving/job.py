@@ -1,0 +1,445 @@
+"""Streaming serving job: CSV files dropped into a bucket or JSON messages from Kafka, scored with
+the model the MLflow registry names, hot-swapped without stopping, written to date-partitioned
+Parquet exactly once (and optionally to a Kafka topic, at least once).
+
+Entry scripts: `code/streaming_serving_mlflow_hdfs_kafka_optimize.py` (and the basic
+`code/streaming_serving_mlflow_hdfs_kafka.py`, same code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from sentiment_mlops.core.job_logging import configure_logging
+from sentiment_mlops.core.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAFKA_OUTPUT_TOPIC, DEFAULT_SERVING_MODEL
+from sentiment_mlops.core.spark_session import get_spark, job_settings
+from sentiment_mlops.core.storage import join_uri, resolve_uri
+from sentiment_mlops.registry import lookups as registry
+from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
+from sentiment_mlops.serving import parsing as serving_parse
+from sentiment_mlops.serving import sinks as serving_sinks
+
+log = logging.getLogger("sentiment_mlops.serving")
+
+# The same columns, types and order every batch, whatever model serves (see mlflow-spark notes:
+# a schema change between batches breaks readers of the Parquet folder).
+OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "string"),
+    ("text", "string"),
+    ("label", "int"),
+    ("event_timestamp", "timestamp"),
+    ("source", "string"),
+    ("source_row", "bigint"),
+    ("prediction", "int"),
+    ("probability", "double"),  # P(positive); null for models without probabilities (LinearSVC)
+    ("raw_score", "double"),  # rawPrediction[1]: the margin for LinearSVC, the raw score otherwise
+    ("model_name", "string"),
+    ("model_version", "string"),
+    ("prediction_timestamp", "timestamp"),
+    ("batch_id", "bigint"),
+)
+QUARANTINE_COLUMNS = ("source", "source_row", "raw", "error", "quarantined_at")  # + date, batch_id folders
+SMOKE_TEXTS = ("i love this, what a great day", "this is terrible and i hate it")
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source-type", choices=("file", "kafka"), default="file")
+    p.add_argument("--input-path", help="folder watched for new CSV files (file source; gs:// or local)")
+    p.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    p.add_argument("--kafka-topic", default=DEFAULT_KAFKA_INPUT_TOPIC)
+    p.add_argument("--starting-offsets", default="earliest", help="Kafka: earliest | latest | JSON offsets")
+    p.add_argument("--output-path", required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
+    p.add_argument("--model-name", default=DEFAULT_SERVING_MODEL)
+    p.add_argument("--model-stage", default="Production", help="stage word (-> alias), alias, or version number")
+    p.add_argument("--model-flavor", choices=("spark", "pyfunc"), default="spark")
+    p.add_argument("--batch-interval-seconds", type=int, default=30)
+    p.add_argument("--reload-interval-seconds", type=int, default=300)
+    p.add_argument("--write-kafka", action="store_true")
+    p.add_argument("--kafka-output-bootstrap", default=None, help="default: --kafka-bootstrap")
+    p.add_argument("--kafka-output-topic", default=DEFAULT_KAFKA_OUTPUT_TOPIC)
+    p.add_argument("--dead-letter-topic", default=None, help="Kafka topic for quarantined messages")
+    p.add_argument("--quarantine-path", default=None, help="default: {output-path}/quarantine")
+    p.add_argument("--metrics-path", default=None, help="default: {output-path}/_metrics/batches")
+    p.add_argument("--max-files-per-trigger", type=int, default=None)
+    p.add_argument("--max-offsets-per-trigger", type=int, default=None)
+    p.add_argument("--include-features", action="store_true", help="also write the TF-IDF feature vectors")
+    p.add_argument("--run-seconds", type=float, default=0, help="stop after this long (0 = run until stopped)")
+    p.add_argument("--available-now", action="store_true", help="process what is there, then stop")
+    return p
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    if args.source_type == "file" and not args.input_path:
+        raise ValueError("--input-path is required with --source-type file")
+    if args.source_type == "kafka" and not (args.kafka_bootstrap and args.kafka_topic):
+        raise ValueError("--kafka-bootstrap and --kafka-topic are required with --source-type kafka")
+    for name in ("batch_interval_seconds", "reload_interval_seconds"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+    args.quarantine_path = args.quarantine_path or join_uri(args.output_path, "quarantine")
+    args.metrics_path = args.metrics_path or join_uri(args.output_path, serving_sinks.METRICS_DIR)
+    args.kafka_output_bootstrap = args.kafka_output_bootstrap or args.kafka_bootstrap
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+def spark_model_loader(spark: SparkSession, flavor: str):  # type: ignore[no-untyped-def]
+    """uri -> a function DataFrame(text, ...) -> DataFrame with prediction/probability/raw_score."""
+    import mlflow
+
+    def load(uri: str):  # type: ignore[no-untyped-def]
+        if flavor == "pyfunc":
+            udf = mlflow.pyfunc.spark_udf(spark, model_uri=uri, result_type="double", env_manager="local")
+
+            def score_pyfunc(df: DataFrame) -> DataFrame:
+                return (
+                    df.withColumn("prediction", udf(F.struct(F.col("text"))))
+                    .withColumn("probability", F.lit(None).cast("double"))
+                    .withColumn("raw_score", F.lit(None).cast("double"))
+                )
+
+            return score_pyfunc
+        model = mlflow.spark.load_model(uri)
+
+        def score_spark(df: DataFrame) -> DataFrame:
+            out = model.transform(df)
+            probability = (
+                vector_to_array(F.col("probability")).getItem(1)
+                if "probability" in out.columns
+                else F.lit(None).cast("double")
+            )
+            raw = vector_to_array(F.col("rawPrediction")).getItem(1) if "rawPrediction" in out.columns else None
+            return out.withColumn("probability", probability).withColumn(
+                "raw_score", raw if raw is not None else F.lit(None).cast("double")
+            )
+
+        return score_spark
+
+    return load
+
+
+def smoke_check(spark: SparkSession):  # type: ignore[no-untyped-def]
+    """A candidate model must score two known texts into 0/1 before it may serve."""
+
+    def check(score) -> None:  # type: ignore[no-untyped-def]
+        df = spark.createDataFrame([(t,) for t in SMOKE_TEXTS], "text string")
+        rows = score(df).select("prediction").collect()
+        values = {float(r[0]) if r[0] is not None else None for r in rows}
+        if len(rows) != len(SMOKE_TEXTS) or not values <= {0.0, 1.0}:
+            raise ValueError(f"smoke prediction gave {sorted(map(str, values))}, expected 0/1")
+
+    return check
+
+
+# --- one micro-batch ------------------------------------------------------------------------
+
+
+@dataclass
+class BatchStats:
+    batch_id: int
+    rows_in: int = 0
+    predicted: int = 0
+    quarantined: int = 0
+    model_version: str | None = None
+    latency_s_avg: float | None = None
+    latency_s_max: float | None = None
+    seconds: float = 0.0
+    started_at: str = ""
+
+
+@dataclass
+class ServingState:
+    args: argparse.Namespace
+    watcher: ModelWatcher[Any]
+    output_base: str
+    quarantine_base: str
+    metrics_base: str
+    checkpoint: str
+    stream_id: str | None = None
+    totals: dict[str, int] = field(default_factory=lambda: {"predicted": 0, "quarantined": 0, "batches": 0})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now: datetime, include_features: bool):
+    """Good rows of a parsed batch -> the fixed output columns (`date`, `stream` and `batch_id` are
+    folder names: see serving_sinks)."""
+    good = parsed.filter(F.col("error").isNull()).select(
+        "id", "text", "label", "event_timestamp", "source", "source_row"
+    )
+    scored = current.model(good)
+    cols = [
+        F.col(name).cast(kind).alias(name) if name in scored.columns else F.lit(None).cast(kind).alias(name)
+        for name, kind in OUTPUT_COLUMNS
+        if name not in ("model_name", "model_version", "prediction_timestamp", "batch_id")
+    ]
+    out = scored.select(
+        *cols,
+        F.lit(current.name).alias("model_name"),
+        F.lit(current.version).alias("model_version"),
+        F.lit(now).cast("timestamp").alias("prediction_timestamp"),
+        F.lit(batch_id).cast("bigint").alias("batch_id"),
+        *([F.col("features")] if include_features and "features" in scored.columns else []),
+    )
+    # Rows without an id get a stable one, so a replay produces the same keys.
+    return out.withColumn(
+        "id", F.coalesce(F.col("id"), F.concat_ws(":", F.col("source"), F.col("source_row").cast("string")))
+    )
+
+
+def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame, batch_id: int) -> BatchStats:
+    started = time.perf_counter()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    date = now.strftime("%Y-%m-%d")
+    current = state.watcher.current  # read once: the whole batch uses this version
+    if current is None:
+        raise RuntimeError("no model loaded")
+    if state.stream_id is None:
+        state.stream_id = serving_sinks.stream_id(spark, state.checkpoint)
+    stream = state.stream_id
+    parser = serving_parse.parse_kafka_batch if state.args.source_type == "kafka" else serving_parse.parse_file_batch
+    parsed = parser(raw_batch).cache()
+    try:
+        stats = BatchStats(batch_id=batch_id, model_version=current.version, started_at=now.isoformat())
+        for base in (state.output_base, state.quarantine_base):
+            serving_sinks.delete_earlier_attempts(spark, base, stream, batch_id)
+
+        predictions = score_batch(parsed, current, batch_id, now, state.args.include_features).cache()
+        try:
+            stats.predicted = predictions.count()
+            if stats.predicted:
+                # batch_id is in the folder name; a column of the same name would clash for readers
+                serving_sinks.write_batch_parquet(
+                    predictions.drop("batch_id"), state.output_base, date, stream, batch_id
+                )
+                lat = (
+                    predictions.select(
+                        (F.col("prediction_timestamp").cast("double") - F.col("event_timestamp").cast("double")).alias(
+                            "l"
+                        )
+                    )
+                    .agg(F.avg("l"), F.max("l"))
+                    .first()
+                )
+                stats.latency_s_avg, stats.latency_s_max = (
+                    (round(float(lat[0]), 3), round(float(lat[1]), 3)) if lat and lat[0] is not None else (None, None)
+                )
+                if state.args.write_kafka:
+                    from sentiment_mlops.serving.kafka.sink import write_json_messages
+
+                    write_json_messages(
+                        predictions.drop("features"), state.args.kafka_output_bootstrap, state.args.kafka_output_topic
+                    )
+        finally:
+            predictions.unpersist()
+
+        bad = parsed.filter(F.col("error").isNotNull())
+        stats.quarantined = bad.count()
+        if stats.quarantined:
+            quarantine = bad.select(
+                "source", "source_row", "raw", "error",
+                F.lit(now).cast("timestamp").alias("quarantined_at"),
+            )  # fmt: skip
+            serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, date, stream, batch_id)
+            log.warning("batch %d: %d rows quarantined under %s", batch_id, stats.quarantined, state.quarantine_base)
+            if state.args.dead_letter_topic and state.args.source_type == "kafka":
+                from sentiment_mlops.serving.kafka.sink import send_dead_letters
+
+                send_dead_letters(
+                    [r.asDict() for r in quarantine.collect()],
+                    state.args.kafka_output_bootstrap,
+                    state.args.dead_letter_topic,
+                )
+    finally:
+        parsed.unpersist()
+    stats.rows_in = stats.predicted + stats.quarantined
+    stats.seconds = round(time.perf_counter() - started, 3)
+    # Written inside the batch, so it is committed (or replayed and overwritten) with it.
+    serving_sinks.write_batch_metrics(
+        spark, state.metrics_base, stream, batch_id, metrics_record(stats, current.name, stream)
+    )
+    with state.lock:
+        state.totals["predicted"] += stats.predicted
+        state.totals["quarantined"] += stats.quarantined
+        state.totals["batches"] += 1
+    log.info(
+        "batch %d: %d rows in, %d predicted, %d quarantined, model v%s, %.2fs",
+        batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.model_version, stats.seconds,
+    )  # fmt: skip
+    return stats
+
+
+def metrics_record(stats: BatchStats, model_name: str, stream: str) -> dict[str, Any]:
+    return {
+        "batch_id": stats.batch_id,
+        "stream": stream,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows_in": stats.rows_in,
+        "predicted": stats.predicted,
+        "quarantined": stats.quarantined,
+        "batch_duration_s": stats.seconds,
+        "rows_per_s": round(stats.rows_in / stats.seconds, 1) if stats.seconds else None,
+        "latency_s": stats.latency_s_avg,
+        "latency_s_max": stats.latency_s_max,
+        "model_name": model_name,
+        "model_version": stats.model_version,
+    }
+
+
+class ProgressLogListener(StreamingQueryListener):
+    """One log line per trigger with Spark's own rates, for operators reading the driver log."""
+
+    last_batch_id: int = -1
+
+    def onQueryStarted(self, event) -> None:  # type: ignore[no-untyped-def]
+        log.info("streaming query started: id=%s run=%s", event.id, event.runId)
+
+    def onQueryProgress(self, event) -> None:  # type: ignore[no-untyped-def]
+        p = event.progress
+        self.last_batch_id = p.batchId
+        if p.numInputRows:
+            log.info(
+                "progress batch %d: %d source records, %.1f/s in, %.1f/s processed, trigger %s ms",
+                p.batchId, p.numInputRows, p.inputRowsPerSecond or 0.0, p.processedRowsPerSecond or 0.0,
+                (p.durationMs or {}).get("triggerExecution"),
+            )  # fmt: skip
+
+    def onQueryIdle(self, event) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # type: ignore[no-untyped-def]
+        log.info("streaming query terminated: %s", event.exception or "stopped")
+
+
+# --- the query ------------------------------------------------------------------------------
+
+
+def source_stream(spark: SparkSession, args: argparse.Namespace, input_uri: str | None) -> DataFrame:
+    if args.source_type == "kafka":
+        from sentiment_mlops.serving.kafka.source_choice import read_kafka_stream
+
+        return read_kafka_stream(
+            spark, args.kafka_bootstrap, args.kafka_topic, args.starting_offsets, args.max_offsets_per_trigger
+        )
+    reader = (
+        spark.readStream.format("binaryFile")
+        .schema("path string, modificationTime timestamp, length bigint, content binary")
+        .option("pathGlobFilter", "*.csv")  # `x.csv.tmp` (a copy in progress) is not picked up
+        .option("recursiveFileLookup", "true")
+    )
+    if args.max_files_per_trigger:
+        reader = reader.option("maxFilesPerTrigger", args.max_files_per_trigger)
+    return reader.load(input_uri)
+
+
+def start_query(spark: SparkSession, args: argparse.Namespace, state: ServingState) -> StreamingQuery:
+    settings = job_settings(spark)
+    input_uri = resolve_uri(args.input_path, settings) if args.input_path else None
+    if input_uri and "://" not in input_uri:
+        os.makedirs(input_uri, exist_ok=True)  # an empty local bucket folder is a valid start
+    stream = source_stream(spark, args, input_uri)
+    writer = (
+        stream.writeStream.queryName(f"sentiment-serving-{args.source_type}")
+        .option("checkpointLocation", resolve_uri(args.checkpoint, settings))
+        .foreachBatch(lambda df, batch_id: process_batch(state, spark, df, batch_id))
+    )
+    writer = (
+        writer.trigger(availableNow=True)
+        if args.available_now
+        else writer.trigger(processingTime=f"{args.batch_interval_seconds} seconds")
+    )
+    return writer.start()
+
+
+def build_state(spark: SparkSession, args: argparse.Namespace) -> ServingState:
+    settings = job_settings(spark)
+    watcher: ModelWatcher[Any] = ModelWatcher(
+        tracking_uri=args.mlflow_uri,
+        name=args.model_name,
+        stage_or_alias=args.model_stage,
+        loader=spark_model_loader(spark, args.model_flavor),
+        smoke_check=smoke_check(spark),
+        poll_seconds=args.reload_interval_seconds,
+    )
+    return ServingState(
+        args=args,
+        watcher=watcher,
+        output_base=join_uri(resolve_uri(args.output_path, settings), serving_sinks.PREDICTIONS_DIR),
+        quarantine_base=resolve_uri(args.quarantine_path, settings),
+        metrics_base=resolve_uri(args.metrics_path, settings),
+        checkpoint=resolve_uri(args.checkpoint, settings),
+    )
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
+    """Load the model, start the query and the registry poller; block until stopped."""
+    import mlflow
+
+    mlflow.set_tracking_uri(args.mlflow_uri)
+    state = build_state(spark, args)
+    loaded = state.watcher.load_initial()
+    log.info("serving %s v%s from %s", loaded.name, loaded.version, registry.model_uri(loaded.name, args.model_stage))
+    listener = ProgressLogListener()
+    spark.streams.addListener(listener)
+    query = start_query(spark, args, state)
+    state.watcher.start()
+    try:
+        if args.run_seconds:
+            query.awaitTermination(args.run_seconds)
+            if query.isActive:
+                query.stop()
+        else:
+            query.awaitTermination()
+    finally:
+        state.watcher.stop()
+        # Progress events arrive asynchronously; let the last one land before the callback goes.
+        last = (query.lastProgress or {}).get("batchId", -1)
+        deadline = time.monotonic() + 5
+        while listener.last_batch_id < last and time.monotonic() < deadline:
+            time.sleep(0.1)
+        spark.streams.removeListener(listener)
+    if query.exception():
+        raise RuntimeError(f"streaming query failed: {query.exception()}")
+    log.info("stopped after %(batches)d batches: %(predicted)d predicted, %(quarantined)d quarantined", state.totals)
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = build_arg_parser().parse_args(argv)
+    try:
+        validate_args(args)
+        registry.check_tracking_server(args.mlflow_uri)
+    except (ValueError, registry.MlflowUnreachableError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    spark = get_spark(
+        f"sentiment-serving-{args.source_type}",
+        extra={"spark.sql.files.ignoreMissingFiles": "true", "spark.sql.streaming.metricsEnabled": "true"},
+    )
+    try:
+        run(spark, args)
+    except RuntimeError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The DAG files: they import cleanly, have the task ids and order that are the interface, dispatch
+training by backend, fail first on bad Variables; and one real `airflow dags test` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS_DIR = ROOT / "airflow" / "dags"
+# Parsing needs an AIRFLOW_HOME; never the user's ~/airflow. Set before anything imports airflow.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="sentiment-airflow-parse-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+EXPECTED_CHAINS = {
+    "sentiment_ml_training_pipeline": [
+        ["start", "validate_data", "check_mlflow_connection", "prepare_environment", "train_models_full_dataset",
+         "get_best_model_info", "generate_training_report", "send_completion_notification", "end"],
+        ["prepare_environment", "train_models_with_cv", "get_best_model_info"],
+    ],
+    "sentiment_training_local": [
+        ["start", "validate_data", "check_mlflow_connection", "prepare_environment", "train_models",
+         "get_best_model_info", "generate_training_report", "end"],
+    ],
+    "sentiment_model_serving": [
+        ["validate_mlflow", "get_model_to_serve", "deploy_streaming_job", "wait_for_streaming_job", "notify"],
+    ],
+    "sentiment_serving_management": [
+        ["list_active_serving_jobs", "job_status_and_metrics", "check_prediction_output", "write_monitoring_report",
+         "stop_serving_job"],
+    ],
+}  # fmt: skip
+
+DATAPROC_VARS = {
+    "SENTIMENT_BACKEND": "dataproc",
+    "GCP_PROJECT_ID": "my-proj-123",
+    "DATAPROC_CLUSTER_NAME": "sentiment-cluster",
+    "GCS_BUCKET": "acme",
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(DAGS_DIR))
+
+
+def test_dagbag_imports_without_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == set(EXPECTED_CHAINS)
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_CHAINS))
+def test_tasks_and_order(dagbag: Any, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    chains = EXPECTED_CHAINS[dag_id]
+    assert set(dag.task_ids) == {t for chain in chains for t in chain}
+    for chain in chains:
+        for upstream, downstream in zip(chain, chain[1:], strict=False):
+            assert upstream in dag.get_task(downstream).upstream_task_ids, f"{upstream} -> {downstream}"
+    roots = [t.task_id for t in dag.roots]
+    assert roots == [chains[0][0]]  # the first task (which loads the Variables) runs before anything else
+
+
+def test_schedules_and_params(dagbag: Any) -> None:
+    assert dagbag.dags["sentiment_ml_training_pipeline"].schedule == "0 3 * * 0"  # weekly; manual runs too
+    for dag_id in ("sentiment_training_local", "sentiment_model_serving", "sentiment_serving_management"):
+        assert dagbag.dags[dag_id].schedule is None  # manual only
+    assert {"stop_job_id", "stop_all"} <= set(dagbag.dags["sentiment_serving_management"].params)
+    assert {"deploy_mode", "source_type", "wait_timeout_seconds"} <= set(dagbag.dags["sentiment_model_serving"].params)
+    assert {"input_path", "max_rows", "models"} <= set(dagbag.dags["sentiment_training_local"].params)
+
+
+def test_training_tasks_are_deferrable_dataproc_operators(dagbag: Any) -> None:
+    from airflow.providers.google.cloud.operators.dataproc import DataprocSubmitJobOperator
+
+    dag = dagbag.dags["sentiment_ml_training_pipeline"]
+    for task_id in ("train_models_full_dataset", "train_models_with_cv"):
+        op = dag.get_task(task_id)
+        assert isinstance(op, DataprocSubmitJobOperator)
+        assert op.deferrable and op.gcp_conn_id == "google_cloud_default"
+        assert "job" in op.template_fields and "sentiment_config" in op.template_fields
+
+
+# --- the first task: Variables -------------------------------------------------------------------
+
+
+class _DagRun:
+    run_after = None
+
+
+def _patch_variables(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    from airflow.sdk import Variable
+
+    def fake_get(key: str, default: Any = None, deserialize_json: bool = False) -> Any:
+        return values.get(key, default)
+
+    monkeypatch.setattr(Variable, "get", fake_get)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_id", "kwargs"),
+    [
+        ("sentiment_ml_training_pipeline", "start", {"run_id": "r", "dag_run": _DagRun(), "params": {}}),
+        ("sentiment_model_serving", "validate_mlflow", {"run_id": "r", "dag_run": _DagRun(), "params": {}}),
+        ("sentiment_serving_management", "list_active_serving_jobs", {}),
+    ],
+)
+def test_first_task_fails_naming_the_bad_variable(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch, dag_id: str, task_id: str, kwargs: dict
+) -> None:
+    _patch_variables(monkeypatch, {"serving_deploy_mode": "prod", "serving_batch_interval": "often"})
+    with pytest.raises(ValueError) as err:
+        dagbag.dags[dag_id].get_task(task_id).python_callable(**kwargs)
+    assert "serving_deploy_mode='prod' is invalid; allowed values: test, production" in str(err.value)
+    assert "serving_batch_interval='often'" in str(err.value)
+
+
+def test_training_start_and_local_dev_override(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _patch_variables(monkeypatch, {"SENTIMENT_BACKEND": "dataproc"})  # project/cluster missing
+    start = dagbag.dags["sentiment_ml_training_pipeline"].get_task("start").python_callable
+    with pytest.raises(ValueError, match="GCP_PROJECT_ID is not set"):
+        start(run_id="r", dag_run=_DagRun(), params={})
+    local_start = dagbag.dags["sentiment_training_local"].get_task("start").python_callable
+    out = local_start(run_id="r", dag_run=_DagRun(), params={"input_path": "/data/x.csv"})
+    assert out["config"]["backend"] == "local" and out["input_path"] == "/data/x.csv"
+
+    _patch_variables(monkeypatch, DATAPROC_VARS)
+    out = start(run_id="manual__1", dag_run=_DagRun(), params={"input_path": None})
+    assert out["config"]["backend"] == "dataproc"
+    assert out["input_path"] == "gs://acme-raw/raw/training.1600000.processed.noemoticon.csv"
+    assert len(out["run_tag"]) == 22
+
+
+# --- the training operator's backend dispatch ------------------------------------------------------
+
+
+class _TI:
+    try_number = 2
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def _training_job(cfg: Any) -> dict:
+    from sentiment_mlops.orchestration import tasks as dag_tasks
+
+    return dag_tasks.build_training_jobs(cfg, input_uri="gs://acme-raw/x.csv", run_tag="tag1", variants=("full",))[
+        "full"
+    ]
+
+
+def test_training_operator_on_dataproc_submits_through_the_provider(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow.providers.google.cloud.operators.dataproc as provider
+    from google.cloud.dataproc_v1 import JobStatus
+
+    from sentiment_mlops.orchestration.config import load_airflow_config
+
+    cfg = load_airflow_config(DATAPROC_VARS)
+    submitted: list[tuple] = []
+
+    class FakeDataprocHook:
+        project_id = None
+
+        def __init__(self, **kwargs: Any) -> None:
+            pass
+
+        def submit_job(self, *, job: dict, project_id: str, region: str, **kwargs: Any) -> Any:
+            from sentiment_mlops.jobs import dataproc_spec as dataproc_jobs
+
+            dataproc_jobs.validate_job(job)
+            submitted.append((job["reference"]["job_id"], project_id, region))
+            return type("J", (), {"reference": type("R", (), {"job_id": job["reference"]["job_id"]})()})()
+
+        def get_job(self, *, job_id: str, project_id: str, region: str, **kwargs: Any) -> Any:
+            return type("J", (), {"status": type("S", (), {"state": JobStatus.State.DONE})()})()
+
+    monkeypatch.setattr(provider, "DataprocHook", FakeDataprocHook)
+    op = dagbag.dags["sentiment_ml_training_pipeline"].get_task("train_models_full_dataset")
+    monkeypatch.setattr(op, "job", _training_job(cfg))
+    monkeypatch.setattr(op, "sentiment_config", cfg.as_dict())
+    monkeypatch.setattr(op, "region", "placeholder")
+    ti = _TI()
+    assert op.execute({"ti": ti}) == "sentiment-training-full-tag1-t2"
+    assert submitted == [("sentiment-training-full-tag1-t2", "my-proj-123", "us-central1")]
+    links = [v for v in ti.pushed.values() if isinstance(v, dict) and "job_id" in v]  # the provider's job link
+    assert links and links[0]["job_id"] == "sentiment-training-full-tag1-t2" and links[0]["project_id"] == "my-proj-123"
+
+
+def test_training_operator_on_local_runs_local_jobs(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiment_mlops.orchestration import tasks as dag_tasks
+    from sentiment_mlops.orchestration.config import AirflowConfig
+
+    cfg = AirflowConfig(gcs_bucket="acme")
+    runs: list[tuple] = []
+    monkeypatch.setattr(
+        dag_tasks,
+        "run_job",
+        lambda c, job, **kw: runs.append((c.backend, job)) or {"job_id": job["reference"]["job_id"]},
+    )
+    op = dagbag.dags["sentiment_ml_training_pipeline"].get_task("train_models_with_cv")
+    monkeypatch.setattr(op, "job", _training_job(cfg))
+    monkeypatch.setattr(op, "sentiment_config", cfg.as_dict())
+    assert op.execute({"ti": _TI()}) == "sentiment-training-full-tag1-t2"
+    assert runs[0][0] == "local" and runs[0][1]["reference"]["job_id"] == "sentiment-training-full-tag1-t2"
+
+
+# --- end to end: the real airflow CLI, spark-submit and MLflow server -----------------------------------
+
+
+def _airflow(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.integration
+def test_dags_test_sentiment_training_local_end_to_end(
+    tmp_path: Path, sentiment_home: Path, mlflow_server: str, sample_csv: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_mlops.registry import lookups as registry
+
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "SENTIMENT_HOME": str(sentiment_home),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    env.pop("SENTIMENT_BUCKET_ROOT", None)
+    migrate = _airflow(env, "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    for key, value in (("MLFLOW_TRACKING_URI", mlflow_server), ("GCS_BUCKET", "e2e-sentiment")):
+        result = _airflow(env, "variables", "set", key, value)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    conf = {"input_path": str(sample_csv), "max_rows": 3000, "models": "lr,svc", "force_promote": True}
+    run = _airflow(env, "dags", "test", "sentiment_training_local", "-c", json.dumps(conf), timeout=900)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "state=success" in output, output[-6000:]
+
+    reports = list((sentiment_home / "buckets" / "e2e-sentiment-models" / "training").glob("*/training_report.md"))
+    assert len(reports) == 1
+    report = reports[0].read_text()
+    assert "| LogisticRegression |" in report and "| LinearSVC |" in report and "Confusion matrix" in report
+    summary = json.loads((reports[0].parent / "full" / "training_summary.json").read_text())
+    assert set(summary["models"]) == {"logisticregression", "linearsvc"}
+
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    for model in summary["models"].values():  # every model of this run registered under its own name
+        version = client.get_model_version(model["registered_model"], model["version"])
+        assert version.run_id == model["run_id"]
+    production = registry.resolve_version(client, "twitter-sentiment-model-best", "production")
+    assert production is not None and production.run_id in {m["run_id"] for m in summary["models"].values()}
+    artifacts = [a.path for a in client.list_artifacts(summary["parent_run_id"], "reports")]
+    assert artifacts == ["reports/training_report.md"]
+    jobs = list((sentiment_home / "run" / "jobs").glob("sentiment-training-full-*-t1.json"))
+    assert [json.loads(j.read_text())["state"] for j in jobs] == ["DONE"]
+
+    # A bad Variable fails the first task of a DAG, with the message naming it (real CLI, real Variables).
+    assert _airflow(env, "variables", "set", "serving_deploy_mode", "prod").returncode == 0
+    bad = _airflow(env, "dags", "test", "sentiment_model_serving", timeout=300)
+    assert bad.returncode != 0
+    assert "serving_deploy_mode='prod' is invalid; allowed values: test, production" in bad.stdout + bad.stderr

@@ -1,0 +1,206 @@
+"""The streaming serving job on the file source: drops mid-run, hot-swap, quarantine, and
+exactly-once output across `kill -9` of the driver. Real Spark, real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sentiment_mlops.core.storage import local_path
+from sentiment_mlops.serving import job as serving_job
+from tests.fixtures_serving import SERVING_MODEL as MODEL
+from tests.fixtures_serving import (
+    served_version_fixture,  # noqa: F401
+    train_serving_model,
+)
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _drop(folder: Path, name: str, rows: list[tuple[str, str]], header: str = "id,text") -> None:
+    """Write then rename, as a finished `gsutil cp` appears: the stream never sees half a file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.part"
+    body = header + "\n" + "\n".join(f'{i},"{t}"' for i, t in rows) + "\n"
+    tmp.write_text(body)
+    tmp.rename(folder / name)
+
+
+def _args(tag: str, mlflow_server: str, *extra: str):  # type: ignore[no-untyped-def]
+    args = serving_job.build_arg_parser().parse_args(
+        [
+            "--input-path", f"gs://{tag}-in", "--output-path", f"gs://{tag}-out",
+            "--checkpoint", f"gs://{tag}-ckpt/serving", "--mlflow-uri", mlflow_server, "--model-name", MODEL,
+            "--batch-interval-seconds", "1", "--reload-interval-seconds", "1", *extra,
+        ]
+    )  # fmt: skip
+    serving_job.validate_args(args)
+    return args
+
+
+def _predictions(tag: str) -> pd.DataFrame:
+    folder = local_path(f"gs://{tag}-out") / "predictions"
+    return pd.read_parquet(folder) if folder.exists() else pd.DataFrame()
+
+
+def _wait_for(condition, timeout: float = 90.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(600)
+def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, served_version) -> None:
+    tag = "filedrops"
+    args = _args(tag, mlflow_server)
+    state = serving_job.build_state(spark, args)
+    assert state.watcher.load_initial().version == served_version
+    query = serving_job.start_query(spark, args, state)
+    state.watcher.start()
+    inbox = local_path(f"gs://{tag}-in")
+    try:
+        # 1. a file dropped while the stream runs is scored in a later micro-batch
+        _drop(inbox, "first.csv", [("a1", "I love this, best day ever"), ("a2", "I hate this, awful and sad")])
+        query.processAllAvailable()
+        first = _predictions(tag)
+        assert sorted(first["id"]) == ["a1", "a2"]
+        expected_columns = {name for name, _ in serving_job.OUTPUT_COLUMNS} | {"date", "stream"}
+        assert set(first.columns) == expected_columns
+        assert first.set_index("id")["prediction"].to_dict() == {"a1": 1, "a2": 0}
+        assert first["probability"].between(0, 1).all() and (first["model_version"] == served_version).all()
+        assert (first["source"] == "first.csv").all() and first["prediction_timestamp"].notna().all()
+        assert list(first["date"].astype(str).unique()) == [time.strftime("%Y-%m-%d", time.gmtime())]
+
+        # 2. bad rows and a bad file are quarantined with reasons; the stream keeps going
+        _drop(inbox, "mixed.csv", [("b1", "fine tweet"), ("b2", "")])
+        bad = inbox / "latin1.csv"
+        bad.write_bytes("text\ncaf\xe9 au lait\n".encode("latin-1"))
+        query.processAllAvailable()
+        quarantine = pd.read_parquet(local_path(f"gs://{tag}-out") / "quarantine")
+        reasons = dict(
+            zip(quarantine["source"] + ":" + quarantine["source_row"].astype(str), quarantine["error"], strict=True)
+        )
+        assert reasons["mixed.csv:3"] == "empty text"
+        assert reasons["latin1.csv:0"].startswith("file is not UTF-8")
+        assert "b1" in set(_predictions(tag)["id"]) and query.isActive
+
+        # 3. a new version takes the alias: later rows carry it, no batch fails
+        new_version = train_serving_model(spark, sample_csv, mlflow_server, "svc")
+        _wait_for(lambda: state.watcher.current.version == new_version, what="hot-swap to the new version")
+        _drop(inbox, "after-swap.csv", [("c1", "what a lovely morning")])
+        query.processAllAvailable()
+        out = _predictions(tag).set_index("id")
+        assert out.loc["c1", "model_version"] == new_version
+        assert pd.isna(out.loc["c1", "probability"])  # LinearSVC: no probability, raw margin instead
+        assert not pd.isna(out.loc["c1", "raw_score"])
+        assert out.loc["a1", "model_version"] == served_version  # old rows untouched
+
+        # 4. a broken version is rejected; the current one keeps serving
+        client = MlflowClient(mlflow_server)
+        mlflow.set_tracking_uri(mlflow_server)
+        with mlflow.start_run(run_name="broken-artifact") as run:
+            mlflow.log_text("this is not a Spark model", "junk/README.txt")
+        broken = client.create_model_version(MODEL, source=f"{run.info.artifact_uri}/junk", run_id=run.info.run_id)
+        client.set_registered_model_alias(MODEL, "production", broken.version)
+        _wait_for(lambda: broken.version in state.watcher.stats.rejected_versions, what="rejection of broken version")
+        _drop(inbox, "after-broken.csv", [("d1", "still serving?")])
+        query.processAllAvailable()
+        assert _predictions(tag).set_index("id").loc["d1", "model_version"] == new_version
+        assert query.isActive and query.exception() is None
+
+        # 5. one metrics record per batch with the fields the management DAG reads
+        metrics_dir = local_path(f"gs://{tag}-out") / "_metrics" / "batches"
+        records = [json.loads(p.read_text()) for p in sorted(metrics_dir.glob("batch-*.json"))]
+        assert sum(r["predicted"] for r in records) == len(_predictions(tag))
+        assert sum(r["quarantined"] for r in records) == len(quarantine)
+        assert {"rows_in", "batch_duration_s", "latency_s", "rows_per_s", "model_version"} <= set(records[0])
+    finally:
+        state.watcher.stop()
+        query.stop()
+
+
+def _serving_cmd(tag: str, mlflow_server: str, version: str, *extra: str) -> list[str]:
+    """The job as Dataproc would run it, pinned to a version number (the alias may be broken by now)."""
+    return [
+        sys.executable, str(ROOT / "code" / "streaming_serving_mlflow_hdfs_kafka_optimize.py"),
+        "--input-path", f"gs://{tag}-in", "--output-path", f"gs://{tag}-out", "--checkpoint", f"gs://{tag}-ckpt/s",
+        "--mlflow-uri", mlflow_server, "--model-name", MODEL, "--model-stage", version,
+        "--batch-interval-seconds", "1", "--max-files-per-trigger", "2", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.timeout(600)
+def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server, served_version, tmp_path) -> None:
+    tag = "crash"
+    inbox = local_path(f"gs://{tag}-in")
+    expected = set()
+    for f in range(12):
+        rows = [(f"f{f}-r{r}", f"tweet {r} of file {f} is lovely" if r % 2 else f"sad tweet {r}") for r in range(300)]
+        _drop(inbox, f"drop-{f:02d}.csv", rows)
+        expected |= {i for i, _ in rows}
+    env = {**os.environ, "SPARK_MASTER": "local[2]"}
+    log1 = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(
+        _serving_cmd(tag, mlflow_server, served_version), stdout=log1, stderr=subprocess.STDOUT, env=env
+    )
+    metrics_dir = local_path(f"gs://{tag}-out") / "_metrics" / "batches"
+    try:
+        # kill -9 once some batches are committed and more are in flight
+        _wait_for(lambda: len(list(metrics_dir.glob("batch-*.json"))) >= 2, timeout=240, what="two batches")
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    committed_before = len(list(metrics_dir.glob("batch-*.json")))
+    assert committed_before < 6, "the crash should interrupt the stream before it finished"
+    second = subprocess.run(
+        _serving_cmd(tag, mlflow_server, served_version, "--available-now"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    out = _predictions(tag)
+    assert len(out) == len(expected)
+    assert set(out["id"]) == expected and not out["id"].duplicated().any()
+
+    # a new checkpoint is a new stream: it scores the files again in folders of its own and never
+    # takes the first stream's batch_id=N folders for earlier attempts of its own batches
+    third = subprocess.run(
+        [*_serving_cmd(tag, mlflow_server, served_version, "--available-now"), "--checkpoint", f"gs://{tag}-ckpt/new"],
+        capture_output=True, text=True, env=env, timeout=400,
+    )  # fmt: skip
+    assert third.returncode == 0, third.stderr[-3000:]
+    both = _predictions(tag)
+    assert both["stream"].nunique() == 2 and len(both) == 2 * len(expected)
+    for _, rows in both.groupby("stream", observed=True):
+        assert set(rows["id"]) == expected and not rows["id"].duplicated().any()
+
+
+@pytest.mark.timeout(300)
+def test_pyfunc_flavor_predicts_like_the_spark_flavor(spark, mlflow_server, served_version) -> None:
+    """`--model-flavor pyfunc` scores through mlflow.pyfunc.spark_udf: same labels, no probability."""
+    import mlflow as _mlflow
+
+    _mlflow.set_tracking_uri(mlflow_server)
+    uri = f"models:/{MODEL}/{served_version}"
+    texts = ["what a wonderful day, love it", "worst service ever, I hate this", "ok", "so happy for you"]
+    df = spark.createDataFrame([(t,) for t in texts], "text string")
+    expected = [r.prediction for r in serving_job.spark_model_loader(spark, "spark")(uri)(df).collect()]
+    rows = serving_job.spark_model_loader(spark, "pyfunc")(uri)(df).collect()
+    assert [r.prediction for r in rows] == expected
+    assert all(r.probability is None for r in rows)

@@ -1,0 +1,1 @@
+"""Behavioural checks of the trained model: negations, intensifiers, emoticons, invariances."""

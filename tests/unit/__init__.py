@@ -1,0 +1,1 @@
+"""Fast tests: no Spark session, no servers."""

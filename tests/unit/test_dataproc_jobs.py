@@ -1,0 +1,587 @@
+"""The Dataproc job builder: every output is a valid `dataproc_v1.Job`, bad specs are rejected, and the
+gcloud command submits exactly the same Job (checked by sending it to a fake Dataproc endpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud import dataproc_v1
+
+from sentiment_mlops.jobs import dataproc_spec as dj
+
+TARGET = dj.DataprocTarget(
+    project_id="sentiment-proj-1",
+    region="us-central1",
+    cluster_name="sentiment-cluster",
+    code_uri="gs://acme-code/jobs",
+)
+
+
+def _training_args(**overrides: Any) -> list[str]:
+    kw: dict[str, Any] = dict(
+        input="gs://acme-raw/raw/train.csv",
+        output="gs://acme-models/run-1",
+        mlflow_uri="http://mlflow.example.internal:5000",
+    )
+    kw.update(overrides)
+    return dj.training_args(**kw)
+
+
+def _serving_args(**overrides: Any) -> list[str]:
+    kw: dict[str, Any] = dict(
+        source_type="file",
+        input_path="gs://acme-streaming-input/incoming",
+        output_path="gs://acme-predictions/p",
+        checkpoint="gs://acme-checkpoint/serving",
+        mlflow_uri="http://mlflow.example.internal:5000",
+        model_name="twitter-sentiment-model",
+    )
+    kw.update(overrides)
+    return dj.serving_args(**kw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Buckets and arguments
+
+
+def test_bucket_names_derive_every_bucket_from_the_base_name() -> None:
+    assert dj.bucket_names("acme") == {
+        "code": "acme-code",
+        "raw": "acme-raw",
+        "models": "acme-models",
+        "predictions": "acme-predictions",
+        "checkpoint": "acme-checkpoint",
+        "streaming_input": "acme-streaming-input",
+    }
+    assert dj.bucket_names("gs://acme/") == dj.bucket_names("acme")
+    assert dj.default_code_uri("acme") == "gs://acme-code/jobs"
+
+
+@pytest.mark.parametrize("bad", ["", "Acme", "a/b", "x" * 60])
+def test_bucket_names_reject_unusable_base_names(bad: str) -> None:
+    with pytest.raises(ValueError):
+        dj.bucket_names(bad)
+
+
+def test_training_args_parse_with_the_training_jobs_own_parser() -> None:
+    from sentiment_mlops.training import job as training_job
+
+    args = _training_args(
+        models="lr,svc", max_rows=5000, enable_cv=True, cv_folds=3, sample_fraction=0.5, extra=["--input-layout=six"]
+    )
+    ns = training_job.build_arg_parser().parse_args(args)
+    training_job.validate_args(ns)
+    assert (ns.input, ns.output, ns.mlflow_uri) == (
+        "gs://acme-raw/raw/train.csv",
+        "gs://acme-models/run-1",
+        "http://mlflow.example.internal:5000",
+    )
+    assert (ns.models, ns.max_rows, ns.enable_cv, ns.cv_folds, ns.sample_fraction) == ("lr,svc", 5000, True, 3, 0.5)
+    assert ns.enable_caching and ns.input_layout == "six"
+    assert ns.mlflow_experiment == "sentiment-analysis-pipeline"
+    assert ns.registered_model_name == "twitter-sentiment-model"
+    assert all(a.startswith("--") for a in args)
+
+    defaults = training_job.build_arg_parser().parse_args(_training_args(enable_caching=False))
+    assert not defaults.enable_cv and not defaults.enable_caching and defaults.num_features == 32768
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"num_features": 0},
+        {"sample_fraction": 0.0},
+        {"sample_fraction": 1.5},
+        {"cv_folds": 1},
+        {"max_rows": -1},
+        {"input": ""},
+    ],
+)
+def test_training_args_reject_bad_values(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        _training_args(**overrides)
+
+
+def test_serving_args_write_given_settings_and_omit_unset_ones() -> None:
+    args = _serving_args(max_files_per_trigger=2, quarantine_path="gs://acme-predictions/bad")
+    assert "--source-type=file" in args and "--input-path=gs://acme-streaming-input/incoming" in args
+    assert "--max-files-per-trigger=2" in args and "--quarantine-path=gs://acme-predictions/bad" in args
+    assert "--model-stage=Production" in args and "--model-flavor=spark" in args
+    assert not any(a.startswith(("--kafka", "--write-kafka", "--metrics-path")) for a in args)
+
+    kafka = dj.serving_args(
+        source_type="kafka",
+        kafka_bootstrap="k1:9092,k2:9092",
+        kafka_topic="tweets",
+        output_path="gs://acme-predictions/p",
+        checkpoint="gs://acme-checkpoint/s",
+        mlflow_uri="http://m:5000",
+        model_name="m",
+        write_kafka=True,
+        kafka_output_topic="predictions",
+    )
+    assert "--write-kafka" in kafka and "--kafka-bootstrap=k1:9092,k2:9092" in kafka
+    # Output brokers default to the input brokers.
+    assert "--kafka-output-bootstrap=k1:9092,k2:9092" in kafka and "--kafka-output-topic=predictions" in kafka
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"source_type": "socket"}, "source_type"),
+        ({"input_path": None}, "input_path"),
+        ({"source_type": "kafka", "kafka_topic": "t"}, "kafka_bootstrap"),
+        ({"write_kafka": True}, "write_kafka"),
+        ({"model_flavor": "onnx"}, "model_flavor"),
+        ({"batch_interval_seconds": 0}, "batch_interval_seconds"),
+        ({"max_offsets_per_trigger": 0}, "max_offsets_per_trigger"),
+        ({"checkpoint": ""}, "checkpoint"),
+    ],
+)
+def test_serving_args_reject_inconsistent_settings(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _serving_args(**overrides)
+
+
+def test_default_paths_and_names_match_the_airflow_dags() -> None:
+    """The CI scripts take their defaults from the builder; the DAGs from airflow_config/dag_tasks.
+    Both must point at the same data, model and checkpoints."""
+    from sentiment_mlops.orchestration import config as airflow_config
+    from sentiment_mlops.orchestration import tasks as dag_tasks
+
+    assert dj.DEFAULT_SERVING_MODEL == airflow_config.DEFAULT_SERVING_MODEL
+    assert dj.DEFAULT_KAFKA_INPUT_TOPIC == airflow_config.DEFAULT_KAFKA_INPUT_TOPIC
+    assert dj.DEFAULT_KAFKA_OUTPUT_TOPIC == airflow_config.DEFAULT_KAFKA_OUTPUT_TOPIC
+    assert dj.TRAINING_INPUT_OBJECT == airflow_config.DEFAULT_TRAINING_FILE
+    for source in dj.SOURCE_TYPES:
+        dag_paths = dag_tasks.serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme", serving_source_type=source))
+        ours = dj.serving_paths("acme", source)
+        assert ours == {key: dag_paths[key] for key in ours}
+    assert dj.training_paths("acme", "r1")["output"] == dag_tasks.training_root(
+        airflow_config.AirflowConfig(gcs_bucket="acme"), "r1"
+    )
+
+
+def test_serving_paths_have_one_checkpoint_per_source_type() -> None:
+    assert dj.serving_paths("acme", "file")["checkpoint"] != dj.serving_paths("acme", "kafka")["checkpoint"]
+    with pytest.raises(ValueError, match="source_type"):
+        dj.serving_paths("acme", "socket")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Jobs
+
+
+def test_backend_property_matches_the_spark_session_key() -> None:
+    from sentiment_mlops.core.spark_session import BACKEND_CONF
+
+    assert dj.BACKEND_PROPERTY == BACKEND_CONF
+    assert dj.TRAINING_PROPERTIES[BACKEND_CONF] == "dataproc"
+    assert dj.STREAMING_PROPERTIES[BACKEND_CONF] == "dataproc"
+
+
+def test_training_job_is_a_valid_dataproc_job_with_the_expected_fields() -> None:
+    args = _training_args()
+    job = dj.training_job(
+        TARGET, args, labels={"team": "ml"}, job_id="train-001", properties={"spark.executor.memory": "8g"}
+    )
+    proto = dataproc_v1.Job(**job)
+    assert proto.reference.job_id == "train-001" and proto.reference.project_id == "sentiment-proj-1"
+    assert proto.placement.cluster_name == "sentiment-cluster"
+    assert proto.pyspark_job.main_python_file_uri == "gs://acme-code/jobs/sentiment_multimodel.py"
+    assert list(proto.pyspark_job.python_file_uris) == ["gs://acme-code/jobs/sentiment_mlops.zip"]
+    assert list(proto.pyspark_job.args) == args
+    props = dict(proto.pyspark_job.properties)
+    assert props["spark.sentiment.backend"] == "dataproc"
+    assert props["spark.executor.memory"] == "8g"  # caller's value wins over the default
+    assert props["spark.serializer"] == dj.TRAINING_PROPERTIES["spark.serializer"]
+    assert dict(proto.labels) == {"app": "sentiment-training", "team": "ml"}
+    assert "spark.jars.packages" not in props
+    assert dj.validate_job(job) == proto
+
+
+def test_training_job_without_job_id_lets_dataproc_choose_one() -> None:
+    job = dj.training_job(TARGET, _training_args())
+    assert job["reference"] == {"project_id": "sentiment-proj-1"}
+    assert dataproc_v1.Job(**job).reference.job_id == ""
+
+
+def test_serving_job_has_streaming_properties_labels_and_kafka_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(dj.KAFKA_PACKAGE_ENV, raising=False)
+    args = _serving_args()
+    job = dj.serving_job(TARGET, args, kafka=True, labels={"app": "other", "env": "prod"}, job_id="serve-1")
+    proto = dataproc_v1.Job(**job)
+    assert (
+        proto.pyspark_job.main_python_file_uri == "gs://acme-code/jobs/streaming_serving_mlflow_hdfs_kafka_optimize.py"
+    )
+    assert list(proto.pyspark_job.python_file_uris) == ["gs://acme-code/jobs/sentiment_mlops.zip"]
+    assert list(proto.pyspark_job.args) == args
+    props = dict(proto.pyspark_job.properties)
+    assert props["spark.jars.packages"] == dj.KAFKA_PACKAGE_DEFAULT
+    assert props["spark.streaming.stopGracefullyOnShutdown"] == "true"
+    assert props["spark.dynamicAllocation.enabled"] == "false"
+    assert props["spark.sentiment.backend"] == "dataproc"
+    # The app label identifies serving jobs for the deploy script, so a caller cannot change it.
+    assert dict(proto.labels) == {"app": "sentiment-serving", "env": "prod"}
+
+    plain = dj.serving_job(TARGET, args)
+    assert "spark.jars.packages" not in plain["pyspark_job"]["properties"]
+    assert "scheduling" not in plain
+
+
+def test_kafka_package_env_override_and_merge_with_callers_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(dj.KAFKA_PACKAGE_ENV, "org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.0")
+    job = dj.serving_job(TARGET, _serving_args(), kafka=True, properties={"spark.jars.packages": "a:b:1"})
+    assert (
+        job["pyspark_job"]["properties"]["spark.jars.packages"]
+        == "a:b:1,org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.0"
+    )
+
+
+def test_serving_job_can_be_restartable() -> None:
+    job = dj.serving_job(TARGET, _serving_args(), max_failures_per_hour=3)
+    assert dataproc_v1.Job(**job).scheduling.max_failures_per_hour == 3
+    with pytest.raises(ValueError, match="max_failures_per_hour"):
+        dj.serving_job(TARGET, _serving_args(), max_failures_per_hour=11)
+
+
+def test_builders_refuse_bad_targets_and_labels() -> None:
+    with pytest.raises(ValueError, match="cluster_name"):
+        dj.training_job(
+            dj.DataprocTarget("sentiment-proj-1", "us-central1", "", "gs://acme-code/jobs"), _training_args()
+        )
+    with pytest.raises(ValueError, match="main_python_file_uri"):
+        dj.training_job(dj.DataprocTarget("sentiment-proj-1", "us-central1", "c1", "/local/jobs"), _training_args())
+    with pytest.raises(ValueError, match="label key"):
+        dj.training_job(TARGET, _training_args(), labels={"Team": "ml"})
+    with pytest.raises(ValueError, match="list of strings"):
+        dj.training_job(TARGET, "--input=x")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------
+# validate_job
+
+
+def _valid_job() -> dict[str, Any]:
+    return dj.training_job(TARGET, _training_args(), job_id="train-001")
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    job = json.loads(json.dumps(_valid_job()))
+    *parents, leaf = path.split(".")
+    node = job
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is _DELETE:
+        node.pop(leaf)
+    else:
+        node[leaf] = value
+    return job
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("placement.cluster_name", _DELETE, "placement.cluster_name is required"),
+        ("placement.cluster_name", "Bad_Cluster", "placement.cluster_name"),
+        ("pyspark_job.main_python_file_uri", _DELETE, "main_python_file_uri is required"),
+        ("pyspark_job.main_python_file_uri", "/home/me/job.py", "gs://BUCKET/PATH.py"),
+        ("pyspark_job.main_python_file_uri", "gs://acme-code/jobs/job.sh", "gs://BUCKET/PATH.py"),
+        ("pyspark_job.python_file_uris", ["file:///tmp/pkg.zip"], "python_file_uris"),
+        ("pyspark_job.args", "--input=x", "args must be a list of strings"),
+        ("pyspark_job.jar_file_uris", ["s3://x/y.jar"], "jar_file_uris"),
+        ("labels", {"Team": "ml"}, "label key 'Team'"),
+        ("labels", {"1team": "ml"}, "label key '1team'"),
+        ("labels", {"team": "ML"}, "label value 'ML'"),
+        ("labels", {"team": "x" * 64}, "label value"),
+        ("labels", {"k" + "x" * 63: "v"}, "label key"),
+        ("labels", {f"l{i}": "v" for i in range(33)}, "at most 32 labels"),
+        ("reference.job_id", "train job 1", "reference.job_id"),
+        ("reference.job_id", "x" * 101, "reference.job_id"),
+        ("reference.project_id", "P", "project_id"),
+        ("scheduling.max_failures_total", 241, "max_failures_total"),
+        ("pyspark_job.main_python_fle_uri", "gs://a/b.py", "Unknown field"),
+        ("pyspark_job.properties", {"spark.x": 1}, "not a valid dataproc_v1.Job"),
+        ("hadoop_job", {"main_jar_file_uri": "gs://acme-code/x.jar"}, "pyspark_job"),
+    ],
+)
+def test_validate_job_rejects_bad_specs(path: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        dj.validate_job(_with(path, value))
+
+
+def test_validate_job_lists_every_problem_at_once() -> None:
+    job = _with("placement.cluster_name", _DELETE)
+    job["labels"] = {"Bad": "x"}
+    with pytest.raises(ValueError) as info:
+        dj.validate_job(job)
+    assert "cluster_name" in str(info.value) and "label key 'Bad'" in str(info.value)
+
+
+def test_validate_job_rejects_non_dicts_and_accepts_unicode_free_edge_cases() -> None:
+    with pytest.raises(ValueError, match="must be a dict"):
+        dj.validate_job(["not", "a", "job"])  # type: ignore[arg-type]
+    edge = _with("labels", {"k": "", "a" * 63: "b" * 63})
+    edge["reference"]["job_id"] = "A_b-9" * 20
+    dj.validate_job(edge)
+
+
+# ---------------------------------------------------------------------------------------------------
+# gcloud
+
+
+def test_gcloud_command_shape() -> None:
+    job = dj.serving_job(
+        TARGET, _serving_args(), kafka=True, job_id="serve-1", properties={"spark.jars.packages": "a:b:1"}
+    )
+    cmd = dj.job_to_gcloud_command(job, "us-central1", async_=True)
+    assert cmd[:6] == ["gcloud", "dataproc", "jobs", "submit", "pyspark", job["pyspark_job"]["main_python_file_uri"]]
+    assert "--cluster=sentiment-cluster" in cmd and "--region=us-central1" in cmd
+    assert "--project=sentiment-proj-1" in cmd and "--id=serve-1" in cmd and "--async" in cmd
+    assert "--py-files=gs://acme-code/jobs/sentiment_mlops.zip" in cmd
+    # Two packages contain a comma: gcloud's alternate delimiter keeps them in one property.
+    props = next(c for c in cmd if c.startswith("--properties="))
+    assert props.startswith("--properties=^#^") and f"spark.jars.packages=a:b:1,{dj.kafka_package()}" in props
+    sep = cmd.index("--")
+    assert cmd[sep + 1 :] == job["pyspark_job"]["args"]
+
+
+def test_gcloud_command_refuses_what_it_cannot_express() -> None:
+    job = _valid_job()
+    with pytest.raises(ValueError, match="differs"):
+        dj.job_to_gcloud_command(job, "us-central1", project_id="other-project-1")
+    with pytest.raises(ValueError, match="region"):
+        dj.job_to_gcloud_command(job, "")
+    job["pyspark_job"]["logging_config"] = {"driver_log_levels": {"root": "INFO"}}
+    with pytest.raises(ValueError, match="no gcloud flag"):
+        dj.job_to_gcloud_command(job, "us-central1")
+
+
+class FakeDataproc:
+    """A Dataproc REST endpoint on localhost that records submitted jobs, for running real gcloud."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, payload: dict[str, Any]) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 - clusters.get, which gcloud calls before submitting
+                name = self.path.split("?")[0].rsplit("/", 1)[-1]
+                self._reply({"clusterName": name, "config": {"configBucket": "fake-staging"}})
+
+            def do_POST(self) -> None:  # noqa: N802 - jobs:submit
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                fake.jobs.append(request["job"])
+                self._reply({**request["job"], "status": {"state": "PENDING"}})
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeDataproc:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def run_gcloud(self, argv: list[str], tmp: Path) -> dict[str, Any]:
+        """Run `argv` (a gcloud submit command) against this endpoint; return the Job it sent."""
+        assert argv[0] == "gcloud"
+        token = tmp / "token"
+        token.write_text("fake-token")
+        env = {
+            **os.environ,
+            "CLOUDSDK_CONFIG": str(tmp / "gcloud-config"),  # never the user's gcloud config
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_DATAPROC": self.url,
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+            "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        }
+        before = len(self.jobs)
+        proc = subprocess.run(
+            [argv[0], f"--access-token-file={token}", *argv[1:]],  # gcloud-wide flags go anywhere before --
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert len(self.jobs) == before + 1, proc.stderr
+        return self.jobs[-1]
+
+
+needs_gcloud = pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud CLI not installed")
+
+
+@pytest.fixture(scope="module")
+def fake_dataproc() -> Iterator[FakeDataproc]:
+    with FakeDataproc() as fake:
+        yield fake
+
+
+def assert_same_job(sent: dict[str, Any], job: dict[str, Any]) -> None:
+    """gcloud's REST body (camelCase JSON) and the builder's dict are the same dataproc_v1.Job."""
+    assert dataproc_v1.Job.from_json(json.dumps(sent)) == dataproc_v1.Job(**job)
+
+
+@needs_gcloud
+def test_gcloud_submits_exactly_the_builders_job(fake_dataproc: FakeDataproc, tmp_path: Path) -> None:
+    training = dj.training_job(
+        TARGET, _training_args(extra=["--note=a b, c"]), labels={"team": "ml"}, job_id="train-001"
+    )
+    serving = dj.serving_job(
+        TARGET,
+        _serving_args(),
+        kafka=True,
+        job_id="serve-001",
+        properties={"spark.jars.packages": "a:b:1"},
+        max_failures_per_hour=2,
+    )
+    for job in (training, serving):
+        # --async only stops gcloud from polling the job (the fake never finishes one); the Job it
+        # sends is the same either way.
+        cmd = dj.job_to_gcloud_command(job, TARGET.region, async_=True)
+        sent = fake_dataproc.run_gcloud(cmd, tmp_path)
+        assert_same_job(sent, job)
+        # ...and the comparison is strict: one changed argument makes it fail.
+        changed = json.loads(json.dumps(job))
+        changed["pyspark_job"]["args"][-1] += "x"
+        assert dataproc_v1.Job.from_json(json.dumps(sent)) != dataproc_v1.Job(**changed)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sentiment_mlops.jobs.dataproc_spec", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_job_json_and_gcloud_command_match_the_builder() -> None:
+    common = [
+        "--project-id",
+        "sentiment-proj-1",
+        "--region",
+        "us-central1",
+        "--cluster",
+        "sentiment-cluster",
+        "--gcs-bucket",
+        "acme",
+    ]
+    job_opts = [
+        "--kind",
+        "training",
+        *common,
+        "--job-id",
+        "train-001",
+        "--label",
+        "team=ml",
+        "--input",
+        "gs://acme-raw/raw/train.csv",
+        "--output",
+        "gs://acme-models/run-1",
+        "--mlflow-uri",
+        "http://mlflow.example.internal:5000",
+        "--max-rows",
+        "10",
+        "--no-enable-caching",
+    ]
+    out = _cli("job-json", *job_opts, "--", "--input-layout=six")
+    assert out.returncode == 0, out.stderr
+    expected = dj.training_job(
+        TARGET,
+        _training_args(max_rows=10, enable_caching=False, extra=["--input-layout=six"]),
+        labels={"team": "ml"},
+        job_id="train-001",
+    )
+    assert json.loads(out.stdout) == expected
+
+    out = _cli("gcloud-command", "--print0", *job_opts, "--", "--input-layout=six")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\0")[:-1] == dj.job_to_gcloud_command(expected, "us-central1")
+
+    wrong = _cli("job-json", "--kind", "training", *common, "--source-type", "file")
+    assert wrong.returncode == 2 and "--source-type" in wrong.stderr and "training" in wrong.stderr
+    missing = _cli("job-json", "--kind", "serving", *common, "--source-type", "file")
+    assert missing.returncode == 2 and "--output-path" in missing.stderr
+
+
+def test_cli_options_cover_every_scalar_builder_keyword() -> None:
+    parser = dj._build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["job-json"]  # type: ignore[union-attr]
+    dests = {a.dest for a in sub._actions}
+    for func in (dj.training_args, dj.serving_args):
+        assert set(dj._function_options(func)) <= dests
+
+
+# ---------------------------------------------------------------------------------------------------
+# Package zip (python_file_uris)
+
+
+def test_package_zip_is_complete_clean_and_reproducible(tmp_path: Path) -> None:
+    import zipfile
+
+    from sentiment_mlops.jobs import packaging as package_zip
+
+    first = package_zip.build_package_zip(tmp_path / "a" / dj.PACKAGE_ZIP)
+    second = package_zip.build_package_zip(tmp_path / "b" / dj.PACKAGE_ZIP)
+    assert first.read_bytes() == second.read_bytes()  # same sources, same bytes
+    names = zipfile.ZipFile(first).namelist()
+    assert "sentiment_mlops/__init__.py" in names and "sentiment_mlops/training_job.py" in names
+    assert "sentiment_mlops/dataproc_jobs.py" in names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert all(n.startswith("sentiment_mlops/") for n in names)
+    assert not list(first.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_package_zip_alone_provides_the_package_to_a_fresh_python(tmp_path: Path) -> None:
+    """What Dataproc does with python_file_uris: the zip on sys.path, the source tree not."""
+    out = subprocess.run(
+        [sys.executable, "-m", "sentiment_mlops.jobs.packaging", str(tmp_path / dj.PACKAGE_ZIP)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    zip_path = Path(out.stdout.strip())
+    assert zip_path == tmp_path / dj.PACKAGE_ZIP
+    code_dir = str(Path(dj.__file__).resolve().parents[2])
+    probe = (
+        "import sys\n"
+        f"sys.path[:] = [p for p in sys.path if p.rstrip('/') != {code_dir!r}]\n"  # drop the editable install
+        f"sys.path.insert(0, {str(zip_path)!r})\n"
+        "import sentiment_mlops.training.job as t\n"
+        "print(t.__file__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{zip_path}/sentiment_mlops/training_job.py"
