@@ -15,7 +15,7 @@ usage() {
   cat <<EOF
 Usage: $PROG [--dry-run] [--project ID] [--region REGION] [--cluster NAME] [--bucket NAME] [--mlflow-uri URL]
 Settings default to GCP_PROJECT_ID, GCP_REGION (us-central1), DATAPROC_CLUSTER_NAME, GCS_BUCKET and
-MLFLOW_TRACKING_URI. SMOKE_TIMEOUT (seconds, default 900) bounds the PySpark job.
+MLFLOW_TRACKING_URI. SMOKE_TIMEOUT (seconds, default 900) bounds the PySpark job: past it the job is cancelled on the cluster.
 EOF
 }
 
@@ -90,10 +90,17 @@ PY
 smoke_job() {
   x "$PYTHON" -m sentiment_mlops.jobs.packaging "$WORK/$PACKAGE_ZIP"
   x gsutil -q cp "$WORK/dataproc_smoke.py" "$WORK/$PACKAGE_ZIP" "$SMOKE_URI/"
+  local rc=0
   x timeout "$SMOKE_TIMEOUT" gcloud dataproc jobs submit pyspark "$SMOKE_URI/dataproc_smoke.py" \
     "--cluster=$CLUSTER" "--region=$REGION" "--project=$PROJECT" "--id=$RUN_ID" \
     "--py-files=$SMOKE_URI/$PACKAGE_ZIP" "--properties=spark.sentiment.backend=dataproc" \
-    "--labels=app=sentiment-smoke"
+    "--labels=app=sentiment-smoke" || rc=$?
+  # `timeout` ends only the local gcloud client; the job itself would keep running on the cluster.
+  if [ "$rc" -eq 124 ]; then
+    echo "smoke job $RUN_ID still running after ${SMOKE_TIMEOUT}s: cancelling it on the cluster" >&2
+    x gcloud dataproc jobs kill "$RUN_ID" "--region=$REGION" "--project=$PROJECT" --quiet || true
+  fi
+  return "$rc"
 }
 
 check "gcloud credentials" x gcloud auth print-access-token --quiet

@@ -205,7 +205,18 @@ def source_flags(path: Path) -> frozenset[str]:
 
 
 def module_path(module: str) -> Path:
-    return ROOT / "code" / "sentiment_mlops" / f"{module}.py"
+    """The file of `sentiment_mlops.<module>` (dotted), a module file or a package's __init__.py."""
+    base = ROOT / "code" / "sentiment_mlops" / Path(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def split_module_attr(dotted: str) -> tuple[str, list[str]]:
+    """`core.settings.DEFAULT_X` -> ("core.settings", ["DEFAULT_X"]): the longest prefix that is a module."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        if module_path(".".join(parts[:n])).is_file():
+            return ".".join(parts[:n]), parts[n:]
+    return dotted, []
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +341,7 @@ def check_command(tokens: list[str], facts: Facts) -> list[str]:
                 return [f"module {module} does not exist"]
             if "__main__" not in path.read_text(encoding="utf-8"):
                 return [f"module {module} has no command line (__main__)"]
-            if name == "dataproc_jobs":
+            if name in {"dataproc_jobs", "jobs.dataproc_spec", "jobs.cli"}:
                 args, extra = split_extra(args)
                 kind = next((a.split("=", 1)[1] for a in args if a.startswith("--kind=")), None)
                 if kind is None and "--kind" in args and args.index("--kind") + 1 < len(args):
@@ -677,14 +688,15 @@ def test_modules_and_their_names_exist(docs: list[Doc]) -> None:
     problems = []
     for doc in docs:
         for line, text in [*doc.prose, *((line, body) for line, _lang, body in doc.blocks)]:
-            for module, attr in re.findall(r"sentiment_mlops\.([a-z_]+)(?:\.([A-Za-z_]+))?", text):
-                if f"sentiment_mlops.{module}" == PACKAGE_ZIP:
+            for dotted in re.findall(r"sentiment_mlops((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
+                if f"sentiment_mlops{dotted}" == PACKAGE_ZIP:
                     continue
+                module, rest = split_module_attr(dotted.lstrip("."))
                 path = module_path(module)
-                if not path.is_file():
-                    problems.append(f"{doc.where(line)}: module sentiment_mlops.{module}")
-                elif attr and not re.search(rf"^(?:def |class )?{attr}\b", path.read_text(encoding="utf-8"), re.M):
-                    problems.append(f"{doc.where(line)}: sentiment_mlops.{module}.{attr}")
+                if not path.is_file() or len(rest) > 1:
+                    problems.append(f"{doc.where(line)}: module sentiment_mlops{dotted}")
+                elif rest and not re.search(rf"^(?:def |class )?{rest[0]}\b", path.read_text(encoding="utf-8"), re.M):
+                    problems.append(f"{doc.where(line)}: sentiment_mlops.{module}.{rest[0]}")
     assert not problems, "\n".join(problems)
 
 
@@ -753,7 +765,10 @@ def test_spark_properties_table_matches_the_job_builder(docs: list[Doc]) -> None
 def test_xcom_keys_appear_in_the_task_code(docs: list[Doc]) -> None:
     source = "\n".join(
         p.read_text(encoding="utf-8")
-        for p in [ROOT / "code" / "sentiment_mlops" / "dag_tasks.py", *(ROOT / "airflow" / "dags").glob("*.py")]
+        for p in [
+            *(ROOT / "code" / "sentiment_mlops" / "orchestration").rglob("*.py"),
+            *(ROOT / "airflow" / "dags").glob("*.py"),
+        ]
     )
     problems = []
     for doc in docs:
