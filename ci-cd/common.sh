@@ -72,12 +72,13 @@ use_python() {
 
 # read_layout BUCKET [ARG...]: what the job builder derives from the base bucket name (and ARG...:
 # --run-tag, --source-type), so the scripts use the DAGs' names and paths: each KEY=VALUE line of
-# `dataproc_jobs layout` as the variable LAYOUT_KEY (LAYOUT_CODE_URI, LAYOUT_PACKAGE_ZIP, ...), and the
-# bucket names (BUCKET_*) in the array LAYOUT_BUCKETS, in the builder's order. Exit 2 when it fails.
+# `python -m sentiment_mlops.jobs.cli layout` as the variable LAYOUT_KEY (LAYOUT_CODE_URI,
+# LAYOUT_PACKAGE_ZIP, ...), and the bucket names (BUCKET_*) in the array LAYOUT_BUCKETS, in the
+# builder's order. Exit 2 when it fails.
 read_layout() {
   local bucket="$1" layout key val
   shift
-  layout="$("$PYTHON" -m sentiment_mlops.jobs.dataproc_spec layout --gcs-bucket "$bucket" "$@")" || exit 2
+  layout="$("$PYTHON" -m sentiment_mlops.jobs.cli layout --gcs-bucket "$bucket" "$@")" || exit 2
   LAYOUT_BUCKETS=()
   while IFS='=' read -r key val; do
     if [[ "$key" =~ ^[A-Z][A-Z0-9_]*$ ]]; then printf -v "LAYOUT_$key" '%s' "$val"; fi
@@ -101,13 +102,13 @@ x() {
 
 # The train and deploy scripts: -------------------------------------------------------------------
 
-# builder_command ARG...: the gcloud command line sentiment_mlops.jobs.dataproc_spec builds for ARG...
+# builder_command ARG...: the gcloud command line sentiment_mlops.jobs.cli builds for ARG...
 # (the builder validates names, labels, URIs, ranges and Kafka settings), into the array SUBMIT;
 # exit 2 when the builder rejects them.
 builder_command() {
   CMD_FILE="$(mktemp)"
   trap 'rm -f "$CMD_FILE"' EXIT
-  "$PYTHON" -m sentiment_mlops.jobs.dataproc_spec gcloud-command --print0 "$@" >"$CMD_FILE" || exit 2
+  "$PYTHON" -m sentiment_mlops.jobs.cli gcloud-command --print0 "$@" >"$CMD_FILE" || exit 2
   # shellcheck disable=SC2034 # SUBMIT is the caller's
   mapfile -d '' -t SUBMIT <"$CMD_FILE"
 }

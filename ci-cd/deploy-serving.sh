@@ -3,7 +3,7 @@
 # the zip to gs://${GCS_BUCKET}-code/jobs/, stop the serving job already running on the cluster (two
 # streams on one checkpoint would conflict), submit the new one with --async and print its id.
 #
-# The gcloud command line comes from sentiment_mlops.jobs.dataproc_spec, the builder the Airflow DAG uses,
+# The gcloud command line comes from sentiment_mlops.jobs, the builder the Airflow DAG uses,
 # so this script cannot submit a different job. Settings come from the environment, flags override.
 set -euo pipefail
 
@@ -42,7 +42,7 @@ Optional:
 More job settings by environment: SERVING_MODEL_FLAVOR, SERVING_BATCH_INTERVAL, SERVING_RELOAD_INTERVAL,
 SERVING_QUARANTINE_PATH, SERVING_MAX_FILES_PER_TRIGGER, SERVING_MAX_OFFSETS_PER_TRIGGER,
 SERVING_METRICS_PATH, SERVING_MAX_FAILURES_PER_HOUR (Dataproc driver restarts), SPARK_KAFKA_PACKAGE.
-Unset job settings take the builder's defaults (sentiment_mlops.jobs.dataproc_spec.serving_args).
+Unset job settings take the builder's defaults (sentiment_mlops.jobs.arguments.serving_args).
 Environment: PYTHON (interpreter with google-cloud-dataproc; default .venv/bin/python or python3),
 BUILD_DIR (default ROOT/build).
 EOF

@@ -2,7 +2,7 @@
 # Train on Dataproc: build the package zip, upload the entry script and the zip to
 # gs://${GCS_BUCKET}-code/jobs/, submit the training job and wait for it (exit status = the job's).
 #
-# The gcloud command line comes from sentiment_mlops.jobs.dataproc_spec, the builder the Airflow DAG uses,
+# The gcloud command line comes from sentiment_mlops.jobs, the builder the Airflow DAG uses,
 # so this script cannot submit a different job. Settings come from the environment, flags override.
 set -euo pipefail
 
@@ -37,7 +37,7 @@ Optional:
   --registered-model NAME  REGISTERED_MODEL_NAME
   --dry-run             print the commands instead of running them
   -h, --help            this help
-Unset optional job settings take the builder's defaults (sentiment_mlops.jobs.dataproc_spec.training_args).
+Unset optional job settings take the builder's defaults (sentiment_mlops.jobs.arguments.training_args).
 Environment: PYTHON (interpreter with google-cloud-dataproc; default .venv/bin/python or python3),
 BUILD_DIR (default ROOT/build).
 EOF

@@ -1,11 +1,11 @@
 """Compatibility alias for `python -m sentiment_mlops.dataproc_jobs`.
 
-The module lives in :mod:`sentiment_mlops.jobs.dataproc_spec`.
+The command line lives in :mod:`sentiment_mlops.jobs.cli`.
 """
 
 import sys
 
-from sentiment_mlops.jobs.dataproc_spec import main
+from sentiment_mlops.jobs.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

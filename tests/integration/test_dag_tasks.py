@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from sentiment_mlops import jobs
 from sentiment_mlops.core.settings import Settings
-from sentiment_mlops.jobs import dataproc_spec as dataproc_jobs
 from sentiment_mlops.orchestration import tasks as dag_tasks
 from sentiment_mlops.orchestration.config import AirflowConfig
 from sentiment_mlops.orchestration.tasks import LocalStore, TaskError
@@ -122,8 +122,8 @@ def test_prepare_environment_copies_entries_and_package_zip(store: LocalStore, t
     assert result["code_uri"] == "gs://acme-code/jobs"
     code = store.path("gs://acme-code/jobs")
     names = {p.name for p in code.iterdir()}
-    assert names == {dataproc_jobs.TRAINING_ENTRY, dataproc_jobs.SERVING_ENTRY, dataproc_jobs.PACKAGE_ZIP}
-    with zipfile.ZipFile(code / dataproc_jobs.PACKAGE_ZIP) as zf:
+    assert names == {jobs.TRAINING_ENTRY, jobs.SERVING_ENTRY, jobs.PACKAGE_ZIP}
+    with zipfile.ZipFile(code / jobs.PACKAGE_ZIP) as zf:
         assert "sentiment_mlops/dag_tasks.py" in zf.namelist()
     with pytest.raises(TaskError, match="entry script"):
         dag_tasks.prepare_environment(AirflowConfig(), store=store, source_dir=tmp_path / "empty")
@@ -131,12 +131,12 @@ def test_prepare_environment_copies_entries_and_package_zip(store: LocalStore, t
 
 def test_training_jobs_full_and_cv_variants() -> None:
     cfg = AirflowConfig(**DATAPROC, gcs_bucket="acme", mlflow_tracking_uri="http://mlflow.example.internal:5000")
-    jobs = dag_tasks.build_training_jobs(
+    built = dag_tasks.build_training_jobs(
         cfg, input_uri="gs://acme-raw/raw/x.csv", run_tag="20260101-000000-abcdef", dag_id="my_dag"
     )
-    full, cv = jobs["full"], jobs["cv"]
-    for variant, spec in jobs.items():
-        dataproc_jobs.validate_job(spec)  # the rendered job must be a valid Dataproc Job
+    full, cv = built["full"], built["cv"]
+    for variant, spec in built.items():
+        jobs.validate_job(spec)  # the rendered job must be a valid Dataproc Job
         assert spec["reference"] == {
             "project_id": "my-proj-123",
             "job_id": f"sentiment-training-{variant}-20260101-000000-abcdef",
@@ -318,7 +318,7 @@ def test_training_report_written_and_logged(registry_client: Any, store: LocalSt
 
 def test_serving_job_file_and_kafka() -> None:
     file_job = dag_tasks.build_serving_job(AirflowConfig(gcs_bucket="acme", serving_batch_interval=15), "tag1")
-    dataproc_jobs.validate_job(file_job)
+    jobs.validate_job(file_job)
     args = file_job["pyspark_job"]["args"]
     assert file_job["labels"]["app"] == "sentiment-serving" and file_job["labels"]["source"] == "file"
     assert file_job["reference"]["job_id"] == "sentiment-serving-file-tag1"
@@ -330,7 +330,7 @@ def test_serving_job_file_and_kafka() -> None:
 
     kafka_cfg = AirflowConfig(**DATAPROC, serving_source_type="kafka", kafka_bootstrap_servers="k1:9092")
     kafka_job = dag_tasks.build_serving_job(kafka_cfg, "tag1")
-    dataproc_jobs.validate_job(kafka_job)
+    jobs.validate_job(kafka_job)
     kargs = kafka_job["pyspark_job"]["args"]
     assert {
         "--kafka-bootstrap=k1:9092",
@@ -344,7 +344,7 @@ def test_serving_job_file_and_kafka() -> None:
     tuned = dag_tasks.build_serving_job(
         kafka_cfg, "tag2", max_offsets_per_trigger=5000, starting_offsets="latest", dead_letter_topic="tweets-dead"
     )
-    dataproc_jobs.validate_job(tuned)
+    jobs.validate_job(tuned)
     targs = tuned["pyspark_job"]["args"]
     assert {"--max-offsets-per-trigger=5000", "--starting-offsets=latest", "--dead-letter-topic=tweets-dead"} <= set(
         targs

@@ -179,9 +179,9 @@ def test_training_operator_on_dataproc_submits_through_the_provider(
             pass
 
         def submit_job(self, *, job: dict, project_id: str, region: str, **kwargs: Any) -> Any:
-            from sentiment_mlops.jobs import dataproc_spec as dataproc_jobs
+            from sentiment_mlops import jobs
 
-            dataproc_jobs.validate_job(job)
+            jobs.validate_job(job)
             submitted.append((job["reference"]["job_id"], project_id, region))
             return type("J", (), {"reference": type("R", (), {"job_id": job["reference"]["job_id"]})()})()
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sentiment_mlops.jobs import dataproc_spec as dj
+from sentiment_mlops import jobs
+from sentiment_mlops.core.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAFKA_OUTPUT_TOPIC, DEFAULT_SERVING_MODEL
 from tests.unit.test_dataproc_jobs import FakeDataproc, assert_same_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ SETTINGS = {
     "GCS_BUCKET": "acme",
     "MLFLOW_TRACKING_URI": "http://mlflow.example.internal:5000",
 }
-TARGET = dj.DataprocTarget("sentiment-proj-1", "europe-west1", "sentiment-cluster", "gs://acme-code/jobs")
+TARGET = jobs.DataprocTarget("sentiment-proj-1", "europe-west1", "sentiment-cluster", "gs://acme-code/jobs")
 
 
 def _shell_scripts() -> list[Path]:
@@ -105,14 +106,14 @@ def test_train_dry_run_submits_the_builders_training_job(tmp_path: Path) -> None
     proc = _run(TRAIN, "--dry-run", "--max-rows", "2000", "--", "--input-layout=six", env=env)
     assert proc.returncode == 0, proc.stderr
 
-    paths = dj.training_paths("acme", "train-ci-1")
+    paths = jobs.training_paths("acme", "train-ci-1")
     assert paths == {
         "input": "gs://acme-raw/raw/training.1600000.processed.noemoticon.csv",
         "output": "gs://acme-models/training/train-ci-1",
     }
-    expected = dj.training_job(
+    expected = jobs.training_job(
         TARGET,
-        dj.training_args(
+        jobs.training_args(
             input=paths["input"],
             output=paths["output"],
             mlflow_uri="http://mlflow.example.internal:5000",
@@ -124,7 +125,7 @@ def test_train_dry_run_submits_the_builders_training_job(tmp_path: Path) -> None
         job_id="train-ci-1",
     )
     submit = _submit_line(proc.stdout)
-    assert submit == dj.job_to_gcloud_command(expected, "europe-west1")
+    assert submit == jobs.job_to_gcloud_command(expected, "europe-west1")
     # Spelled out: the uploaded files are the ones the job runs, args and properties are the builder's.
     upload = _upload_line(proc.stdout)
     assert upload[-1] == "gs://acme-code/jobs/"
@@ -135,8 +136,8 @@ def test_train_dry_run_submits_the_builders_training_job(tmp_path: Path) -> None
     props = next(a for a in submit if a.startswith("--properties=")).removeprefix("--properties=")
     assert dict(kv.split("=", 1) for kv in props.split(",")) == expected["pyspark_job"]["properties"]
     # The zip is built by the Python module, not by shell code that could differ.
-    assert f"{sys.executable} -m sentiment_mlops.jobs.packaging {tmp_path}/{dj.PACKAGE_ZIP}" in proc.stdout
-    assert not (tmp_path / dj.PACKAGE_ZIP).exists()  # dry run: printed, not built
+    assert f"{sys.executable} -m sentiment_mlops.jobs.packaging {tmp_path}/{jobs.PACKAGE_ZIP}" in proc.stdout
+    assert not (tmp_path / jobs.PACKAGE_ZIP).exists()  # dry run: printed, not built
 
 
 def test_deploy_dry_run_submits_the_builders_serving_job(tmp_path: Path) -> None:
@@ -151,21 +152,21 @@ def test_deploy_dry_run_submits_the_builders_serving_job(tmp_path: Path) -> None
     proc = _run(DEPLOY, "--dry-run", "--model-stage", "Staging", env=env)
     assert proc.returncode == 0, proc.stderr
 
-    paths = dj.serving_paths("acme", "kafka")
-    expected = dj.serving_job(
+    paths = jobs.serving_paths("acme", "kafka")
+    expected = jobs.serving_job(
         TARGET,
-        dj.serving_args(
+        jobs.serving_args(
             source_type="kafka",
             kafka_bootstrap="k1:9092,k2:9092",
-            kafka_topic=dj.DEFAULT_KAFKA_INPUT_TOPIC,
+            kafka_topic=DEFAULT_KAFKA_INPUT_TOPIC,
             output_path=paths["output"],
             checkpoint=paths["checkpoint"],
             metrics_path=paths["metrics"],
             mlflow_uri="http://mlflow.example.internal:5000",
-            model_name=dj.DEFAULT_SERVING_MODEL,
+            model_name=DEFAULT_SERVING_MODEL,
             model_stage="Staging",
             write_kafka=True,
-            kafka_output_topic=dj.DEFAULT_KAFKA_OUTPUT_TOPIC,
+            kafka_output_topic=DEFAULT_KAFKA_OUTPUT_TOPIC,
         ),
         kafka=True,
         labels={"trigger": "manual"},
@@ -173,7 +174,7 @@ def test_deploy_dry_run_submits_the_builders_serving_job(tmp_path: Path) -> None
         max_failures_per_hour=3,
     )
     submit = _submit_line(proc.stdout)
-    assert submit == dj.job_to_gcloud_command(expected, "europe-west1", async_=True)
+    assert submit == jobs.job_to_gcloud_command(expected, "europe-west1", async_=True)
     assert "--async" in submit
     upload = _upload_line(proc.stdout)
     assert upload[-1] + Path(upload[2]).name == expected["pyspark_job"]["main_python_file_uri"]
@@ -204,9 +205,9 @@ def test_dry_run_commands_make_gcloud_send_the_builders_job(tmp_path: Path) -> N
     env = _clean_env(**SETTINGS, TRAINING_JOB_ID="train-ci-3", BUILD_DIR=str(tmp_path))
     proc = _run(TRAIN, "--dry-run", env=env)
     assert proc.returncode == 0, proc.stderr
-    expected = dj.training_job(
+    expected = jobs.training_job(
         TARGET,
-        dj.training_args(
+        jobs.training_args(
             input="gs://acme-raw/raw/training.1600000.processed.noemoticon.csv",
             output="gs://acme-models/training/train-ci-3",
             mlflow_uri="http://mlflow.example.internal:5000",
@@ -258,7 +259,7 @@ def test_test_dataproc_dry_run_prints_every_check(tmp_path: Path) -> None:
     out = proc.stdout
     assert "gcloud auth print-access-token" in out
     assert "gcloud dataproc clusters describe sentiment-cluster --project=sentiment-proj-1 --region=europe-west1" in out
-    for bucket in dj.bucket_names("acme").values():
+    for bucket in jobs.bucket_names("acme").values():
         assert f"gsutil ls gs://{bucket}/" in out
     assert "curl -fsS --max-time 10 http://mlflow.example.internal:5000/health" in out
     assert "gcloud dataproc jobs submit pyspark gs://acme-code/jobs/smoke/dataproc_smoke.py" in out
@@ -324,16 +325,16 @@ def test_workflow_parses_and_names_jobs_test_train_deploy() -> None:
     triggers = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as True
     assert {"push", "pull_request", "schedule"} <= set(triggers)
     assert triggers["schedule"][0]["cron"]
-    jobs = wf["jobs"]
-    assert set(jobs) >= {"test", "train", "deploy"}
+    wf_jobs = wf["jobs"]
+    assert set(wf_jobs) >= {"test", "train", "deploy"}
 
-    test_steps = jobs["test"]["steps"]
+    test_steps = wf_jobs["test"]["steps"]
     assert any(s.get("run", "").strip() == "./run_tests.sh" for s in test_steps)
     assert any(s.get("with", {}).get("python-version") == "3.11" for s in test_steps)
-    assert "ubuntu" in jobs["test"]["runs-on"]
+    assert "ubuntu" in wf_jobs["test"]["runs-on"]
 
     for name, script in (("train", "ci-cd/train-model.sh"), ("deploy", "ci-cd/deploy-serving.sh")):
-        job = jobs[name]
+        job = wf_jobs[name]
         needs = job["needs"] if isinstance(job["needs"], list) else [job["needs"]]
         assert "test" in needs
         assert "refs/heads/main" in job["if"] and "schedule" in job["if"]

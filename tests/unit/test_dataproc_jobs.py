@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from google.cloud import dataproc_v1
 
-from sentiment_mlops.jobs import dataproc_spec as dj
+from sentiment_mlops import jobs
+from sentiment_mlops.core.naming import BACKEND_PROPERTY, SOURCE_TYPES
+from sentiment_mlops.jobs import cli as jobs_cli
 
-TARGET = dj.DataprocTarget(
+TARGET = jobs.DataprocTarget(
     project_id="sentiment-proj-1",
     region="us-central1",
     cluster_name="sentiment-cluster",
@@ -34,7 +36,7 @@ def _training_args(**overrides: Any) -> list[str]:
         mlflow_uri="http://mlflow.example.internal:5000",
     )
     kw.update(overrides)
-    return dj.training_args(**kw)
+    return jobs.training_args(**kw)
 
 
 def _serving_args(**overrides: Any) -> list[str]:
@@ -47,7 +49,7 @@ def _serving_args(**overrides: Any) -> list[str]:
         model_name="twitter-sentiment-model",
     )
     kw.update(overrides)
-    return dj.serving_args(**kw)
+    return jobs.serving_args(**kw)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -55,7 +57,7 @@ def _serving_args(**overrides: Any) -> list[str]:
 
 
 def test_bucket_names_derive_every_bucket_from_the_base_name() -> None:
-    assert dj.bucket_names("acme") == {
+    assert jobs.bucket_names("acme") == {
         "code": "acme-code",
         "raw": "acme-raw",
         "models": "acme-models",
@@ -63,14 +65,14 @@ def test_bucket_names_derive_every_bucket_from_the_base_name() -> None:
         "checkpoint": "acme-checkpoint",
         "streaming_input": "acme-streaming-input",
     }
-    assert dj.bucket_names("gs://acme/") == dj.bucket_names("acme")
-    assert dj.default_code_uri("acme") == "gs://acme-code/jobs"
+    assert jobs.bucket_names("gs://acme/") == jobs.bucket_names("acme")
+    assert jobs.default_code_uri("acme") == "gs://acme-code/jobs"
 
 
 @pytest.mark.parametrize("bad", ["", "Acme", "a/b", "x" * 60])
 def test_bucket_names_reject_unusable_base_names(bad: str) -> None:
     with pytest.raises(ValueError):
-        dj.bucket_names(bad)
+        jobs.bucket_names(bad)
 
 
 def test_training_args_parse_with_the_training_jobs_own_parser() -> None:
@@ -119,7 +121,7 @@ def test_serving_args_write_given_settings_and_omit_unset_ones() -> None:
     assert "--model-stage=Production" in args and "--model-flavor=spark" in args
     assert not any(a.startswith(("--kafka", "--write-kafka", "--metrics-path")) for a in args)
 
-    kafka = dj.serving_args(
+    kafka = jobs.serving_args(
         source_type="kafka",
         kafka_bootstrap="k1:9092,k2:9092",
         kafka_topic="tweets",
@@ -159,40 +161,36 @@ def test_default_paths_and_names_match_the_airflow_dags() -> None:
     from sentiment_mlops.orchestration import config as airflow_config
     from sentiment_mlops.orchestration import tasks as dag_tasks
 
-    assert dj.DEFAULT_SERVING_MODEL == airflow_config.DEFAULT_SERVING_MODEL
-    assert dj.DEFAULT_KAFKA_INPUT_TOPIC == airflow_config.DEFAULT_KAFKA_INPUT_TOPIC
-    assert dj.DEFAULT_KAFKA_OUTPUT_TOPIC == airflow_config.DEFAULT_KAFKA_OUTPUT_TOPIC
-    assert dj.TRAINING_INPUT_OBJECT == airflow_config.DEFAULT_TRAINING_FILE
-    for source in dj.SOURCE_TYPES:
+    default_input = airflow_config.AirflowConfig(gcs_bucket="acme").training_input_path
+    assert jobs.training_paths("acme", "r1")["input"] == default_input
+    for source in SOURCE_TYPES:
         dag_paths = dag_tasks.serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme", serving_source_type=source))
-        ours = dj.serving_paths("acme", source)
+        ours = jobs.serving_paths("acme", source)
         assert ours == {key: dag_paths[key] for key in ours}
-    assert dj.training_paths("acme", "r1")["output"] == dag_tasks.training_root(
+    assert jobs.training_paths("acme", "r1")["output"] == dag_tasks.training_root(
         airflow_config.AirflowConfig(gcs_bucket="acme"), "r1"
     )
 
 
 def test_serving_paths_have_one_checkpoint_per_source_type() -> None:
-    assert dj.serving_paths("acme", "file")["checkpoint"] != dj.serving_paths("acme", "kafka")["checkpoint"]
+    assert jobs.serving_paths("acme", "file")["checkpoint"] != jobs.serving_paths("acme", "kafka")["checkpoint"]
     with pytest.raises(ValueError, match="source_type"):
-        dj.serving_paths("acme", "socket")
+        jobs.serving_paths("acme", "socket")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Jobs
 
 
-def test_backend_property_matches_the_spark_session_key() -> None:
-    from sentiment_mlops.core.spark_session import BACKEND_CONF
-
-    assert dj.BACKEND_PROPERTY == BACKEND_CONF
-    assert dj.TRAINING_PROPERTIES[BACKEND_CONF] == "dataproc"
-    assert dj.STREAMING_PROPERTIES[BACKEND_CONF] == "dataproc"
+def test_jobs_tell_spark_they_run_on_dataproc() -> None:
+    # core.spark_session.job_settings reads this property to pick the backend's settings.
+    assert jobs.TRAINING_PROPERTIES[BACKEND_PROPERTY] == "dataproc"
+    assert jobs.STREAMING_PROPERTIES[BACKEND_PROPERTY] == "dataproc"
 
 
 def test_training_job_is_a_valid_dataproc_job_with_the_expected_fields() -> None:
     args = _training_args()
-    job = dj.training_job(
+    job = jobs.training_job(
         TARGET, args, labels={"team": "ml"}, job_id="train-001", properties={"spark.executor.memory": "8g"}
     )
     proto = dataproc_v1.Job(**job)
@@ -204,22 +202,22 @@ def test_training_job_is_a_valid_dataproc_job_with_the_expected_fields() -> None
     props = dict(proto.pyspark_job.properties)
     assert props["spark.sentiment.backend"] == "dataproc"
     assert props["spark.executor.memory"] == "8g"  # caller's value wins over the default
-    assert props["spark.serializer"] == dj.TRAINING_PROPERTIES["spark.serializer"]
+    assert props["spark.serializer"] == jobs.TRAINING_PROPERTIES["spark.serializer"]
     assert dict(proto.labels) == {"app": "sentiment-training", "team": "ml"}
     assert "spark.jars.packages" not in props
-    assert dj.validate_job(job) == proto
+    assert jobs.validate_job(job) == proto
 
 
 def test_training_job_without_job_id_lets_dataproc_choose_one() -> None:
-    job = dj.training_job(TARGET, _training_args())
+    job = jobs.training_job(TARGET, _training_args())
     assert job["reference"] == {"project_id": "sentiment-proj-1"}
     assert dataproc_v1.Job(**job).reference.job_id == ""
 
 
 def test_serving_job_has_streaming_properties_labels_and_kafka_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(dj.KAFKA_PACKAGE_ENV, raising=False)
+    monkeypatch.delenv(jobs.KAFKA_PACKAGE_ENV, raising=False)
     args = _serving_args()
-    job = dj.serving_job(TARGET, args, kafka=True, labels={"app": "other", "env": "prod"}, job_id="serve-1")
+    job = jobs.serving_job(TARGET, args, kafka=True, labels={"app": "other", "env": "prod"}, job_id="serve-1")
     proto = dataproc_v1.Job(**job)
     assert (
         proto.pyspark_job.main_python_file_uri == "gs://acme-code/jobs/streaming_serving_mlflow_hdfs_kafka_optimize.py"
@@ -227,21 +225,21 @@ def test_serving_job_has_streaming_properties_labels_and_kafka_package(monkeypat
     assert list(proto.pyspark_job.python_file_uris) == ["gs://acme-code/jobs/sentiment_mlops.zip"]
     assert list(proto.pyspark_job.args) == args
     props = dict(proto.pyspark_job.properties)
-    assert props["spark.jars.packages"] == dj.KAFKA_PACKAGE_DEFAULT
+    assert props["spark.jars.packages"] == jobs.KAFKA_PACKAGE_DEFAULT
     assert props["spark.streaming.stopGracefullyOnShutdown"] == "true"
     assert props["spark.dynamicAllocation.enabled"] == "false"
     assert props["spark.sentiment.backend"] == "dataproc"
     # The app label identifies serving jobs for the deploy script, so a caller cannot change it.
     assert dict(proto.labels) == {"app": "sentiment-serving", "env": "prod"}
 
-    plain = dj.serving_job(TARGET, args)
+    plain = jobs.serving_job(TARGET, args)
     assert "spark.jars.packages" not in plain["pyspark_job"]["properties"]
     assert "scheduling" not in plain
 
 
 def test_kafka_package_env_override_and_merge_with_callers_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(dj.KAFKA_PACKAGE_ENV, "org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.0")
-    job = dj.serving_job(TARGET, _serving_args(), kafka=True, properties={"spark.jars.packages": "a:b:1"})
+    monkeypatch.setenv(jobs.KAFKA_PACKAGE_ENV, "org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.0")
+    job = jobs.serving_job(TARGET, _serving_args(), kafka=True, properties={"spark.jars.packages": "a:b:1"})
     assert (
         job["pyspark_job"]["properties"]["spark.jars.packages"]
         == "a:b:1,org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.0"
@@ -249,23 +247,23 @@ def test_kafka_package_env_override_and_merge_with_callers_packages(monkeypatch:
 
 
 def test_serving_job_can_be_restartable() -> None:
-    job = dj.serving_job(TARGET, _serving_args(), max_failures_per_hour=3)
+    job = jobs.serving_job(TARGET, _serving_args(), max_failures_per_hour=3)
     assert dataproc_v1.Job(**job).scheduling.max_failures_per_hour == 3
     with pytest.raises(ValueError, match="max_failures_per_hour"):
-        dj.serving_job(TARGET, _serving_args(), max_failures_per_hour=11)
+        jobs.serving_job(TARGET, _serving_args(), max_failures_per_hour=11)
 
 
 def test_builders_refuse_bad_targets_and_labels() -> None:
     with pytest.raises(ValueError, match="cluster_name"):
-        dj.training_job(
-            dj.DataprocTarget("sentiment-proj-1", "us-central1", "", "gs://acme-code/jobs"), _training_args()
+        jobs.training_job(
+            jobs.DataprocTarget("sentiment-proj-1", "us-central1", "", "gs://acme-code/jobs"), _training_args()
         )
     with pytest.raises(ValueError, match="main_python_file_uri"):
-        dj.training_job(dj.DataprocTarget("sentiment-proj-1", "us-central1", "c1", "/local/jobs"), _training_args())
+        jobs.training_job(jobs.DataprocTarget("sentiment-proj-1", "us-central1", "c1", "/local/jobs"), _training_args())
     with pytest.raises(ValueError, match="label key"):
-        dj.training_job(TARGET, _training_args(), labels={"Team": "ml"})
+        jobs.training_job(TARGET, _training_args(), labels={"Team": "ml"})
     with pytest.raises(ValueError, match="list of strings"):
-        dj.training_job(TARGET, "--input=x")  # type: ignore[arg-type]
+        jobs.training_job(TARGET, "--input=x")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -273,7 +271,7 @@ def test_builders_refuse_bad_targets_and_labels() -> None:
 
 
 def _valid_job() -> dict[str, Any]:
-    return dj.training_job(TARGET, _training_args(), job_id="train-001")
+    return jobs.training_job(TARGET, _training_args(), job_id="train-001")
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
@@ -320,23 +318,23 @@ _DELETE = object()
 )
 def test_validate_job_rejects_bad_specs(path: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        dj.validate_job(_with(path, value))
+        jobs.validate_job(_with(path, value))
 
 
 def test_validate_job_lists_every_problem_at_once() -> None:
     job = _with("placement.cluster_name", _DELETE)
     job["labels"] = {"Bad": "x"}
     with pytest.raises(ValueError) as info:
-        dj.validate_job(job)
+        jobs.validate_job(job)
     assert "cluster_name" in str(info.value) and "label key 'Bad'" in str(info.value)
 
 
 def test_validate_job_rejects_non_dicts_and_accepts_unicode_free_edge_cases() -> None:
     with pytest.raises(ValueError, match="must be a dict"):
-        dj.validate_job(["not", "a", "job"])  # type: ignore[arg-type]
+        jobs.validate_job(["not", "a", "job"])  # type: ignore[arg-type]
     edge = _with("labels", {"k": "", "a" * 63: "b" * 63})
     edge["reference"]["job_id"] = "A_b-9" * 20
-    dj.validate_job(edge)
+    jobs.validate_job(edge)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,17 +342,17 @@ def test_validate_job_rejects_non_dicts_and_accepts_unicode_free_edge_cases() ->
 
 
 def test_gcloud_command_shape() -> None:
-    job = dj.serving_job(
+    job = jobs.serving_job(
         TARGET, _serving_args(), kafka=True, job_id="serve-1", properties={"spark.jars.packages": "a:b:1"}
     )
-    cmd = dj.job_to_gcloud_command(job, "us-central1", async_=True)
+    cmd = jobs.job_to_gcloud_command(job, "us-central1", async_=True)
     assert cmd[:6] == ["gcloud", "dataproc", "jobs", "submit", "pyspark", job["pyspark_job"]["main_python_file_uri"]]
     assert "--cluster=sentiment-cluster" in cmd and "--region=us-central1" in cmd
     assert "--project=sentiment-proj-1" in cmd and "--id=serve-1" in cmd and "--async" in cmd
     assert "--py-files=gs://acme-code/jobs/sentiment_mlops.zip" in cmd
     # Two packages contain a comma: gcloud's alternate delimiter keeps them in one property.
     props = next(c for c in cmd if c.startswith("--properties="))
-    assert props.startswith("--properties=^#^") and f"spark.jars.packages=a:b:1,{dj.kafka_package()}" in props
+    assert props.startswith("--properties=^#^") and f"spark.jars.packages=a:b:1,{jobs.kafka_package()}" in props
     sep = cmd.index("--")
     assert cmd[sep + 1 :] == job["pyspark_job"]["args"]
 
@@ -362,12 +360,12 @@ def test_gcloud_command_shape() -> None:
 def test_gcloud_command_refuses_what_it_cannot_express() -> None:
     job = _valid_job()
     with pytest.raises(ValueError, match="differs"):
-        dj.job_to_gcloud_command(job, "us-central1", project_id="other-project-1")
+        jobs.job_to_gcloud_command(job, "us-central1", project_id="other-project-1")
     with pytest.raises(ValueError, match="region"):
-        dj.job_to_gcloud_command(job, "")
+        jobs.job_to_gcloud_command(job, "")
     job["pyspark_job"]["logging_config"] = {"driver_log_levels": {"root": "INFO"}}
     with pytest.raises(ValueError, match="no gcloud flag"):
-        dj.job_to_gcloud_command(job, "us-central1")
+        jobs.job_to_gcloud_command(job, "us-central1")
 
 
 class FakeDataproc:
@@ -453,10 +451,10 @@ def assert_same_job(sent: dict[str, Any], job: dict[str, Any]) -> None:
 
 @needs_gcloud
 def test_gcloud_submits_exactly_the_builders_job(fake_dataproc: FakeDataproc, tmp_path: Path) -> None:
-    training = dj.training_job(
+    training = jobs.training_job(
         TARGET, _training_args(extra=["--note=a b, c"]), labels={"team": "ml"}, job_id="train-001"
     )
-    serving = dj.serving_job(
+    serving = jobs.serving_job(
         TARGET,
         _serving_args(),
         kafka=True,
@@ -467,7 +465,7 @@ def test_gcloud_submits_exactly_the_builders_job(fake_dataproc: FakeDataproc, tm
     for job in (training, serving):
         # --async only stops gcloud from polling the job (the fake never finishes one); the Job it
         # sends is the same either way.
-        cmd = dj.job_to_gcloud_command(job, TARGET.region, async_=True)
+        cmd = jobs.job_to_gcloud_command(job, TARGET.region, async_=True)
         sent = fake_dataproc.run_gcloud(cmd, tmp_path)
         assert_same_job(sent, job)
         # ...and the comparison is strict: one changed argument makes it fail.
@@ -482,7 +480,7 @@ def test_gcloud_submits_exactly_the_builders_job(fake_dataproc: FakeDataproc, tm
 
 def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sentiment_mlops.jobs.dataproc_spec", *argv], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "sentiment_mlops.jobs.cli", *argv], capture_output=True, text=True, timeout=60
     )
 
 
@@ -517,7 +515,7 @@ def test_cli_job_json_and_gcloud_command_match_the_builder() -> None:
     ]
     out = _cli("job-json", *job_opts, "--", "--input-layout=six")
     assert out.returncode == 0, out.stderr
-    expected = dj.training_job(
+    expected = jobs.training_job(
         TARGET,
         _training_args(max_rows=10, enable_caching=False, extra=["--input-layout=six"]),
         labels={"team": "ml"},
@@ -527,7 +525,7 @@ def test_cli_job_json_and_gcloud_command_match_the_builder() -> None:
 
     out = _cli("gcloud-command", "--print0", *job_opts, "--", "--input-layout=six")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\0")[:-1] == dj.job_to_gcloud_command(expected, "us-central1")
+    assert out.stdout.split("\0")[:-1] == jobs.job_to_gcloud_command(expected, "us-central1")
 
     wrong = _cli("job-json", "--kind", "training", *common, "--source-type", "file")
     assert wrong.returncode == 2 and "--source-type" in wrong.stderr and "training" in wrong.stderr
@@ -536,11 +534,11 @@ def test_cli_job_json_and_gcloud_command_match_the_builder() -> None:
 
 
 def test_cli_options_cover_every_scalar_builder_keyword() -> None:
-    parser = dj._build_parser()
+    parser = jobs_cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices["job-json"]  # type: ignore[union-attr]
     dests = {a.dest for a in sub._actions}
-    for func in (dj.training_args, dj.serving_args):
-        assert set(dj._function_options(func)) <= dests
+    for func in (jobs.training_args, jobs.serving_args):
+        assert set(jobs_cli._function_options(func)) <= dests
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -552,12 +550,12 @@ def test_package_zip_is_complete_clean_and_reproducible(tmp_path: Path) -> None:
 
     from sentiment_mlops.jobs import packaging as package_zip
 
-    first = package_zip.build_package_zip(tmp_path / "a" / dj.PACKAGE_ZIP)
-    second = package_zip.build_package_zip(tmp_path / "b" / dj.PACKAGE_ZIP)
+    first = package_zip.build_package_zip(tmp_path / "a" / jobs.PACKAGE_ZIP)
+    second = package_zip.build_package_zip(tmp_path / "b" / jobs.PACKAGE_ZIP)
     assert first.read_bytes() == second.read_bytes()  # same sources, same bytes
     names = zipfile.ZipFile(first).namelist()
-    assert "sentiment_mlops/__init__.py" in names and "sentiment_mlops/training_job.py" in names
-    assert "sentiment_mlops/dataproc_jobs.py" in names
+    assert "sentiment_mlops/__init__.py" in names and "sentiment_mlops/training/job.py" in names
+    assert "sentiment_mlops/dataproc_jobs.py" in names and "sentiment_mlops/jobs/cli.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert all(n.startswith("sentiment_mlops/") for n in names)
     assert not list(first.parent.glob(".*"))  # no temporary file left behind
@@ -566,15 +564,15 @@ def test_package_zip_is_complete_clean_and_reproducible(tmp_path: Path) -> None:
 def test_package_zip_alone_provides_the_package_to_a_fresh_python(tmp_path: Path) -> None:
     """What Dataproc does with python_file_uris: the zip on sys.path, the source tree not."""
     out = subprocess.run(
-        [sys.executable, "-m", "sentiment_mlops.jobs.packaging", str(tmp_path / dj.PACKAGE_ZIP)],
+        [sys.executable, "-m", "sentiment_mlops.jobs.packaging", str(tmp_path / jobs.PACKAGE_ZIP)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
     zip_path = Path(out.stdout.strip())
-    assert zip_path == tmp_path / dj.PACKAGE_ZIP
-    code_dir = str(Path(dj.__file__).resolve().parents[2])
+    assert zip_path == tmp_path / jobs.PACKAGE_ZIP
+    code_dir = str(Path(jobs.__file__).resolve().parents[2])
     probe = (
         "import sys\n"
         f"sys.path[:] = [p for p in sys.path if p.rstrip('/') != {code_dir!r}]\n"  # drop the editable install
@@ -584,4 +582,4 @@ def test_package_zip_alone_provides_the_package_to_a_fresh_python(tmp_path: Path
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"{zip_path}/sentiment_mlops/training_job.py"
+    assert proc.stdout.strip() == f"{zip_path}/sentiment_mlops/training/job.py"

@@ -13,7 +13,7 @@ Checked in README.md, PIPELINE_FLOW_DOCUMENTATION.md and the docs under airflow/
   modules exist; scripts and files referenced by path exist, and relative links resolve.
 - Names: ALL_CAPS environment/config names appear in the code; `sentiment_mlops.X.NAME` exists; registered
   model, experiment and bucket names follow the code's naming; the Spark properties table equals
-  dataproc_jobs.TRAINING_PROPERTIES / STREAMING_PROPERTIES; XCom keys appear in the task code.
+  jobs.TRAINING_PROPERTIES / STREAMING_PROPERTIES; XCom keys appear in the task code.
 - No IP address other than loopback (placeholders such as MLFLOW_VM_IP instead).
 
 Prose is free: only backticked code, code blocks, tables and links are checked.
@@ -204,19 +204,24 @@ def source_flags(path: Path) -> frozenset[str]:
     return frozenset(flags)
 
 
+# `python -m` names of the job-spec command line (the alias kept for ci-cd and users, and its home).
+DATAPROC_CLIS = ("dataproc_jobs", "jobs.cli")
+
+
 def module_path(module: str) -> Path:
-    """The file of `sentiment_mlops.<module>` (dotted), a module file or a package's __init__.py."""
+    """The file of `sentiment_mlops.<module>` (dotted, e.g. `jobs.cli`); a package's __init__.py."""
     base = ROOT / "code" / "sentiment_mlops" / Path(*module.split("."))
-    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    return base / "__init__.py" if base.is_dir() else base.with_name(base.name + ".py")
 
 
-def split_module_attr(dotted: str) -> tuple[str, list[str]]:
-    """`core.settings.DEFAULT_X` -> ("core.settings", ["DEFAULT_X"]): the longest prefix that is a module."""
+def split_module_attr(dotted: str) -> tuple[str, str | None] | None:
+    """`jobs.layout.bucket_names` -> ("jobs.layout", "bucket_names"): the longest module prefix and at
+    most one attribute after it; None when no such split names an existing module."""
     parts = dotted.split(".")
-    for n in range(len(parts), 0, -1):
-        if module_path(".".join(parts[:n])).is_file():
-            return ".".join(parts[:n]), parts[n:]
-    return dotted, []
+    for cut in (len(parts), len(parts) - 1):
+        if cut and module_path(".".join(parts[:cut])).is_file():
+            return ".".join(parts[:cut]), (parts[cut] if cut < len(parts) else None)
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +229,7 @@ def facts() -> Facts:
     from airflow.dag_processing.dagbag import DagBag
 
     from sentiment_mlops.backends.local import jobs_cli as local_jobs_cli
-    from sentiment_mlops.jobs import dataproc_spec as dataproc_jobs
+    from sentiment_mlops.jobs import cli as jobs_cli
     from sentiment_mlops.orchestration import config as airflow_config
     from sentiment_mlops.serving import job as serving_job
     from sentiment_mlops.training import job as training_job
@@ -238,7 +243,7 @@ def facts() -> Facts:
     training = parser_flags(training_job.build_arg_parser())
     serving = parser_flags(serving_job.build_arg_parser())
     jobs = {name: parser_flags(p) for name, p in subparsers(local_jobs_cli.build_parser()).items()}
-    dataproc = set().union(*(parser_flags(p) for p in subparsers(dataproc_jobs._build_parser()).values()))
+    dataproc = set().union(*(parser_flags(p) for p in subparsers(jobs_cli.build_parser()).values()))
     all_flags = training | serving | dataproc | set().union(*jobs.values())
     clis = [*(ROOT / "code").rglob("*.py"), *(ROOT / "bench").glob("*.py"), *ROOT.glob("*.sh")]
     clis += [p for folder in ("airflow", "ci-cd", "scripts") for p in (ROOT / folder).glob("*.sh")]
@@ -341,7 +346,7 @@ def check_command(tokens: list[str], facts: Facts) -> list[str]:
                 return [f"module {module} does not exist"]
             if "__main__" not in path.read_text(encoding="utf-8"):
                 return [f"module {module} has no command line (__main__)"]
-            if name in {"dataproc_jobs", "jobs.dataproc_spec", "jobs.cli"}:
+            if name in DATAPROC_CLIS:
                 args, extra = split_extra(args)
                 kind = next((a.split("=", 1)[1] for a in args if a.startswith("--kind=")), None)
                 if kind is None and "--kind" in args and args.index("--kind") + 1 < len(args):
@@ -351,9 +356,8 @@ def check_command(tokens: list[str], facts: Facts) -> list[str]:
                     flags_in(extra, job_flags, f"the {kind} job")
                 allowed: set[str] | frozenset[str] = facts.dataproc_flags
             else:
-                allowed = {"training_job": facts.training_flags, "serving_job": facts.serving_flags}.get(
-                    name, source_flags(path) | {"--help"}
-                )
+                job_clis = {"training.job": facts.training_flags, "serving.job": facts.serving_flags}
+                allowed = job_clis.get(name, source_flags(path) | {"--help"})
             flags_in(args, allowed, module)
             return problems
         script = next((w for w in rest if not w.startswith("-")), None)
@@ -683,20 +687,22 @@ def _anchors(path: Path) -> set[str]:
 
 
 def test_modules_and_their_names_exist(docs: list[Doc]) -> None:
-    from sentiment_mlops.jobs.dataproc_spec import PACKAGE_ZIP
+    from sentiment_mlops.jobs import PACKAGE_ZIP
 
     problems = []
     for doc in docs:
         for line, text in [*doc.prose, *((line, body) for line, _lang, body in doc.blocks)]:
-            for dotted in re.findall(r"sentiment_mlops((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
-                if f"sentiment_mlops{dotted}" == PACKAGE_ZIP:
+            for dotted in re.findall(r"sentiment_mlops\.([A-Za-z_][\w.]*\w)", text):
+                if f"sentiment_mlops.{dotted}" == PACKAGE_ZIP:
                     continue
-                module, rest = split_module_attr(dotted.lstrip("."))
-                path = module_path(module)
-                if not path.is_file() or len(rest) > 1:
-                    problems.append(f"{doc.where(line)}: module sentiment_mlops{dotted}")
-                elif rest and not re.search(rf"^(?:def |class )?{rest[0]}\b", path.read_text(encoding="utf-8"), re.M):
-                    problems.append(f"{doc.where(line)}: sentiment_mlops.{module}.{rest[0]}")
+                found = split_module_attr(dotted)
+                if found is None:
+                    problems.append(f"{doc.where(line)}: module sentiment_mlops.{dotted}")
+                    continue
+                module, attr = found
+                source = module_path(module).read_text(encoding="utf-8")
+                if attr and not re.search(rf"^(?:def |class )?{attr}\b", source, re.M):
+                    problems.append(f"{doc.where(line)}: sentiment_mlops.{module}.{attr}")
     assert not problems, "\n".join(problems)
 
 
@@ -713,8 +719,8 @@ def test_sentiment_jobs_subcommands_exist(docs: list[Doc], facts: Facts) -> None
 
 
 def test_mlflow_and_bucket_names_follow_the_code(docs: list[Doc]) -> None:
+    from sentiment_mlops import jobs
     from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
-    from sentiment_mlops.jobs import dataproc_spec as dataproc_jobs
     from sentiment_mlops.orchestration import tasks as dag_tasks
     from sentiment_mlops.registry import lookups as registry
     from sentiment_mlops.training.model_catalog import MODEL_SPECS
@@ -723,7 +729,7 @@ def test_mlflow_and_bucket_names_follow_the_code(docs: list[Doc]) -> None:
         registry.registered_name(DEFAULT_REGISTERED_MODEL_NAME, k) for k in [*MODEL_SPECS, registry.BEST_SUFFIX]
     }
     experiments = {DEFAULT_EXPERIMENT, dag_tasks.CV_EXPERIMENT}
-    suffixes = {name.removeprefix("b-") for name in dataproc_jobs.bucket_names("b").values()}
+    suffixes = {name.removeprefix("b-") for name in jobs.bucket_names("b").values()}
     problems = []
     for doc in docs:
         for name in re.findall(r"twitter-sentiment-model(?:-[a-z]+)*", doc.text):
@@ -744,7 +750,7 @@ def test_mlflow_and_bucket_names_follow_the_code(docs: list[Doc]) -> None:
 
 
 def test_spark_properties_table_matches_the_job_builder(docs: list[Doc]) -> None:
-    from sentiment_mlops.jobs.dataproc_spec import STREAMING_PROPERTIES, TRAINING_PROPERTIES
+    from sentiment_mlops.jobs import STREAMING_PROPERTIES, TRAINING_PROPERTIES
 
     tables = [
         t for d in docs for t in d.tables if [h.lower() for h in t.header] == ["property", "training", "streaming"]
@@ -763,13 +769,8 @@ def test_spark_properties_table_matches_the_job_builder(docs: list[Doc]) -> None
 
 
 def test_xcom_keys_appear_in_the_task_code(docs: list[Doc]) -> None:
-    source = "\n".join(
-        p.read_text(encoding="utf-8")
-        for p in [
-            *(ROOT / "code" / "sentiment_mlops" / "orchestration").rglob("*.py"),
-            *(ROOT / "airflow" / "dags").glob("*.py"),
-        ]
-    )
+    task_code = [*(ROOT / "code" / "sentiment_mlops" / "orchestration").rglob("*.py")]
+    source = "\n".join(p.read_text(encoding="utf-8") for p in [*task_code, *(ROOT / "airflow" / "dags").glob("*.py")])
     problems = []
     for doc in docs:
         for table in doc.tables:

@@ -12,6 +12,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from sentiment_mlops.core.naming import BACKEND_PROPERTY
 from sentiment_mlops.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,6 @@ LOCAL_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.extraJavaOptions": "-Xss16m",  # Java regex recursion on long tweets
 }
-
-
-BACKEND_CONF = "spark.sentiment.backend"
 
 
 def under_spark_submit() -> bool:
@@ -57,7 +55,7 @@ def get_spark(app_name: str, extra: dict[str, str] | None = None) -> SparkSessio
 def job_settings(spark: SparkSession) -> Settings:
     """Settings for a running job: SENTIMENT_BACKEND, else the job's `spark.sentiment.backend`
     property (the Dataproc job spec sets it), else local."""
-    backend = os.environ.get("SENTIMENT_BACKEND") or spark.conf.get(BACKEND_CONF, None) or "local"
+    backend = os.environ.get("SENTIMENT_BACKEND") or spark.conf.get(BACKEND_PROPERTY, None) or "local"
     return load_settings(backend)
 
 

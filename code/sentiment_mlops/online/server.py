@@ -60,6 +60,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from starlette.concurrency import run_in_threadpool
 
+from sentiment_mlops.core.errors import ConfigError
 from sentiment_mlops.core.settings import DEFAULT_MLFLOW_PORT, DEFAULT_REGISTERED_MODEL_NAME, PRODUCTION_ALIAS
 from sentiment_mlops.online.spark_free_model import Prediction, SparkFreeModel, load_model
 from sentiment_mlops.registry import lookups as registry
@@ -73,10 +74,6 @@ DEFAULT_MODEL_URI = registry.model_uri(
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 ENDPOINTS = frozenset({"/health", "/ping", "/info", "/invocations", "/predict", "/reload", "/metrics"})
 SMOKE_TEXTS = ("i love this, best day ever!", "this is awful, i hate it", "")
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def parse_model_uri(uri: str) -> tuple[str, str]:

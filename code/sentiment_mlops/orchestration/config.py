@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from sentiment_mlops.core.errors import ConfigError
+from sentiment_mlops.core.naming import DEFAULT_TRAINING_FILE, SOURCE_TYPES
 from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
     BACKENDS,
     DEFAULT_KAFKA_INPUT_TOPIC,
@@ -47,14 +49,12 @@ from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
 GCP_CONN_ID = "google_cloud_default"
 
 DEPLOY_MODES = ("test", "production")
-SOURCE_TYPES = ("file", "kafka")
 
 DEFAULT_REGION = "us-central1"
 DEFAULT_BUCKET = "sentiment-mlops"
 DEFAULT_MLFLOW_URI = f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"
 DEFAULT_SERVING_STAGE = "Production"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_TRAINING_FILE = "raw/training.1600000.processed.noemoticon.csv"  # where download_and_upload.py puts it
 
 # Variable names, spelled as users have them in their Airflow instances (mixed case is historical).
 VAR_BACKEND = "SENTIMENT_BACKEND"
@@ -117,10 +117,6 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,45}[a-z0-9]$")
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 Getter = Callable[[str, str | None], str | None]
-
-
-class ConfigError(ValueError):
-    """One or more Airflow Variables are invalid; the message names each of them."""
 
 
 @dataclass(frozen=True)

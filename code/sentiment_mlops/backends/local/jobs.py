@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sentiment_mlops.core.naming import BACKEND_PROPERTY, JOB_ID_RE
 from sentiment_mlops.core.processes import pid_alive, start_ticks
 from sentiment_mlops.core.settings import Settings, load_settings
 from sentiment_mlops.core.storage import is_gcs_uri, resolve_uri
@@ -40,10 +41,7 @@ STATES = (PENDING, RUNNING, DONE, ERROR, CANCELLED)
 ACTIVE_STATES = frozenset({PENDING, RUNNING})
 TERMINAL_STATES = frozenset({DONE, ERROR, CANCELLED})
 
-# Dataproc job ids: letters, digits, underscores, hyphens; at most 100 characters.
-_JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 DROPPED_PROPERTIES = ("spark.jars.packages",)
-BACKEND_PROPERTY = "spark.sentiment.backend"
 
 
 class JobError(RuntimeError):
@@ -236,7 +234,7 @@ class LocalJobController:
         """Start `job`; with `wait`, block until it ends (and cancel it if the waiter is interrupted)."""
         job = json.loads(json.dumps(job))  # a private, JSON-clean copy (the record stores it)
         job_id = job_id_of(job) or new_job_id(job)
-        if not _JOB_ID_RE.match(job_id):
+        if not JOB_ID_RE.match(job_id):
             raise JobError(f"invalid job id {job_id!r}: letters, digits, '_' and '-' only, at most 100 characters")
         job.setdefault("reference", {})["job_id"] = job_id
         command = self.build_command(job)

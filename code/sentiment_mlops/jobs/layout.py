@@ -1,0 +1,84 @@
+"""Where the jobs' code and data live on GCS: entry script names, bucket names and default URIs.
+
+Every bucket derives from one base name (the GCS_BUCKET Variable), so CI, Airflow and the local
+backend find the same objects from that one setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from sentiment_mlops.core.naming import BUCKET_SUFFIXES, DEFAULT_TRAINING_FILE, SOURCE_TYPES
+
+TRAINING_ENTRY = "sentiment_multimodel.py"
+SERVING_ENTRY = "streaming_serving_mlflow_hdfs_kafka_optimize.py"
+PACKAGE_ZIP = "sentiment_mlops.zip"
+
+KAFKA_PACKAGE_DEFAULT = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1"
+KAFKA_PACKAGE_ENV = "SPARK_KAFKA_PACKAGE"
+
+# GCS bucket names: 3-63 lowercase letters, digits, '-', '_', '.', starting and ending alphanumeric.
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+def bucket_names(gcs_bucket: str) -> dict[str, str]:
+    """The project's buckets derived from the base name `gcs_bucket` (a bare name or `gs://name`).
+
+    Returns kind -> bucket name (code, raw, models, predictions, checkpoint, streaming_input); raises
+    ValueError when the base or a derived name breaks the GCS naming rules.
+    """
+    base = gcs_bucket.strip()
+    if base.startswith("gs://"):
+        base = base[len("gs://") :].rstrip("/")
+    if not base or "/" in base:
+        raise ValueError(f"GCS bucket base name must be a bare bucket name, got {gcs_bucket!r}")
+    names = {kind: f"{base}{suffix}" for kind, suffix in BUCKET_SUFFIXES.items()}
+    bad = [n for n in names.values() if not _BUCKET_RE.match(n)]
+    if bad:
+        raise ValueError(
+            f"GCS bucket base name {base!r} gives invalid bucket names {bad} "
+            "(lowercase letters, digits, '-', '_', '.', 3-63 characters)"
+        )
+    return names
+
+
+def default_code_uri(gcs_bucket: str) -> str:
+    """Where CI uploads entry scripts and the package zip: gs://{GCS_BUCKET}-code/jobs."""
+    return f"gs://{bucket_names(gcs_bucket)['code']}/jobs"
+
+
+def training_paths(gcs_bucket: str, run_tag: str) -> dict[str, str]:
+    """Default `input` (the uploaded Sentiment140 CSV) and per-run `output` folder of a training job."""
+    names = bucket_names(gcs_bucket)
+    return {
+        "input": f"gs://{names['raw']}/{DEFAULT_TRAINING_FILE}",
+        "output": f"gs://{names['models']}/training/{run_tag}",
+    }
+
+
+def serving_paths(gcs_bucket: str, source_type: str = "file") -> dict[str, str]:
+    """Where the serving job reads, writes and checkpoints: keys output, metrics, checkpoint, input.
+
+    One checkpoint per source type: the checkpoint of a file stream cannot resume a Kafka stream.
+    """
+    check_source_type(source_type)
+    names = bucket_names(gcs_bucket)
+    output = f"gs://{names['predictions']}/streaming"
+    return {
+        "output": output,
+        "metrics": f"{output}/_metrics/batches",
+        "checkpoint": f"gs://{names['checkpoint']}/streaming/{source_type}",
+        "input": f"gs://{names['streaming_input']}/incoming",
+    }
+
+
+def check_source_type(source_type: str) -> None:
+    """Raise ValueError unless `source_type` is one of SOURCE_TYPES."""
+    if source_type not in SOURCE_TYPES:
+        raise ValueError(f"source_type must be one of {', '.join(SOURCE_TYPES)}, got {source_type!r}")
+
+
+def kafka_package() -> str:
+    """The Kafka connector coordinates; SPARK_KAFKA_PACKAGE overrides them to match the cluster's Spark."""
+    return os.environ.get(KAFKA_PACKAGE_ENV) or KAFKA_PACKAGE_DEFAULT
