@@ -35,6 +35,7 @@ open(target, "w").write(json.dumps(out))
 spark.stop()
 """
 FAILING_SCRIPT = 'print("loading input"); raise ValueError("boom: the input has no text column")\n'
+OK_SCRIPT = 'print("nothing to do")\n'
 SLEEP_SCRIPT = """
 import os, sys, time
 open(sys.argv[1], "w").write(str(os.getpid()))
@@ -42,18 +43,21 @@ time.sleep(600)
 """
 
 
-@pytest.fixture(scope="module")
+# Each test gets its own home and controller and makes the jobs it looks at, so tests pass alone and
+# in any order.
+@pytest.fixture()
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("jobs_home")
     code = home / "buckets" / "test-code" / "jobs"
     code.mkdir(parents=True)
     (code / "spark_job.py").write_text(SPARK_SCRIPT)
+    (code / "ok.py").write_text(OK_SCRIPT)
     (code / "failing.py").write_text(FAILING_SCRIPT)
     (code / "sleeper.py").write_text(SLEEP_SCRIPT)
     return home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def ctl(home: Path) -> Iterator[LocalJobController]:
     controller = LocalJobController(Settings(backend="local", home=home))
     yield controller
@@ -90,6 +94,14 @@ def wait_for(ctl: LocalJobController, job_id: str, states: set[str], timeout: fl
             return record
         time.sleep(0.5)
     raise AssertionError(f"{job_id} still {ctl.get(job_id).state}; log:\n" + "\n".join(ctl.log_tail(job_id, 30)))
+
+
+def ended_jobs(ctl: LocalJobController) -> None:
+    """One DONE (done-1), one ERROR (error-1) and one CANCELLED (cancel-1) job."""
+    assert ctl.submit(job("done-1", "ok.py"), wait=True).state == DONE, "\n".join(ctl.log_tail("done-1", 30))
+    assert ctl.submit(job("error-1", "failing.py"), wait=True).state == ERROR
+    ctl.submit(job("cancel-1", "sleeper.py", ["/dev/null"], app="sentiment-serving"))
+    assert ctl.cancel("cancel-1", timeout=15).state == CANCELLED
 
 
 def test_build_command_maps_gs_uris_and_properties(ctl: LocalJobController, home: Path) -> None:
@@ -174,6 +186,7 @@ def test_cancel_kills_every_process_of_the_job(ctl: LocalJobController, home: Pa
 
 
 def test_ids_are_unique_and_validated(ctl: LocalJobController) -> None:
+    assert ctl.submit(job("error-1", "failing.py"), wait=True).state == ERROR
     with pytest.raises(JobError, match="already exists"):
         ctl.submit(job("error-1", "failing.py"))
     with pytest.raises(JobError, match="invalid job id"):
@@ -183,8 +196,9 @@ def test_ids_are_unique_and_validated(ctl: LocalJobController) -> None:
 
 
 def test_list_filters(ctl: LocalJobController) -> None:
+    ended_jobs(ctl)
     ids = [r.job_id for r in ctl.list_jobs()]
-    assert {"done-1", "error-1", "cancel-1"} <= set(ids)
+    assert sorted(ids) == ["cancel-1", "done-1", "error-1"]
     assert [r.job_id for r in ctl.list_jobs("ERROR")] == ["error-1"]
     assert "done-1" in [r.job_id for r in ctl.list_jobs("inactive")]
     assert [r.job_id for r in ctl.list_jobs(label_filter={"case": "done"})] == ["done-1"]
@@ -214,6 +228,7 @@ def test_parse_filter() -> None:
 def test_cli_list_describe_kill_submit(
     ctl: LocalJobController, cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    ended_jobs(ctl)
     assert local_jobs_cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["JOB_ID", "TYPE", "STATUS", "SUBMITTED", "LABELS"]
