@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from sentiment_mlops.core.naming import DEFAULT_BUCKET
 from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
     BACKENDS,
     DEFAULT_KAFKA_INPUT_TOPIC,
@@ -50,7 +51,6 @@ DEPLOY_MODES = ("test", "production")
 SOURCE_TYPES = ("file", "kafka")
 
 DEFAULT_REGION = "us-central1"
-DEFAULT_BUCKET = "sentiment-mlops"
 DEFAULT_MLFLOW_URI = f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"
 DEFAULT_SERVING_STAGE = "Production"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
