@@ -17,7 +17,7 @@ from airflow.sdk import Param, chain, dag, task
 
 from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, from_airflow_variables
 from sentiment_mlops.orchestration.task_context import pulled_config, run_tag
-from sentiment_mlops.orchestration.tasks import serving
+from sentiment_mlops.orchestration.tasks import reports, serving
 from sentiment_mlops.orchestration.tasks.common import check_mlflow
 
 DAG_ID = "sentiment_model_serving"
@@ -110,16 +110,7 @@ def sentiment_model_serving() -> None:
         model = ti.xcom_pull(task_ids="get_model_to_serve")
         deployment = ti.xcom_pull(task_ids="deploy_streaming_job")
         waited = ti.xcom_pull(task_ids="wait_for_streaming_job")
-        if deployment["submitted"]:
-            message = (
-                f"Serving job {deployment['job_id']} is {waited['state']} on {cfg.backend} with "
-                f"{model['name']} v{model['version']} ({model.get('model_type')}); source {cfg.serving_source_type}."
-            )
-        else:
-            message = (
-                f"Test mode: serving job {deployment['job_id']} for {model['name']} v{model['version']} validated "
-                "and logged, nothing submitted (set serving_deploy_mode=production to deploy)."
-            )
+        message = reports.serving_message(cfg.backend, cfg.serving_source_type, model, deployment, waited)
         serving.log.info("NOTIFICATION: %s", message)
         return message
 

@@ -322,6 +322,16 @@ def test_training_report_written_and_logged(registry_client: Any, store: LocalSt
     assert "accuracy 0.7500" in message and "training_report.md" in message
 
 
+def test_serving_message_says_whether_anything_was_submitted() -> None:
+    model = {"name": "twitter-sentiment-model-best", "version": "3", "model_type": "LinearSVC"}
+    running = reports.serving_message("local", "file", model, {"submitted": True, "job_id": "s1"}, {"state": "RUNNING"})
+    assert running == (
+        "Serving job s1 is RUNNING on local with twitter-sentiment-model-best v3 (LinearSVC); source file."
+    )
+    tested = reports.serving_message("local", "file", model, {"submitted": False, "job_id": "s1"}, None)
+    assert tested.startswith("Test mode: serving job s1") and "nothing submitted" in tested
+
+
 # --- serving --------------------------------------------------------------------------------------
 
 

@@ -117,6 +117,20 @@ def completion_message(dag_id: str, run_tag: str, validation: dict | None, best:
     return " ".join(parts)
 
 
+def serving_message(backend: str, source_type: str, model: dict, deployment: dict, waited: dict | None) -> str:
+    """The serving DAG's notification: the job's state and model (`model_to_serve`), or, in test mode
+    (`deployment` not submitted), that nothing was submitted."""
+    if deployment["submitted"]:
+        return (
+            f"Serving job {deployment['job_id']} is {(waited or {}).get('state')} on {backend} with "
+            f"{model['name']} v{model['version']} ({model.get('model_type')}); source {source_type}."
+        )
+    return (
+        f"Test mode: serving job {deployment['job_id']} for {model['name']} v{model['version']} validated "
+        "and logged, nothing submitted (set serving_deploy_mode=production to deploy)."
+    )
+
+
 def _jobs_table(jobs: list[dict]) -> list[str]:
     lines = [
         "| Job | State | Last batch | Rows in | Predicted | Quarantined | Rows/s | Latency (s) | Model version |",
