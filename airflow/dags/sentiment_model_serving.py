@@ -15,15 +15,13 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
-from sentiment_mlops.orchestration import tasks as dag_tasks
-from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, AirflowConfig, from_airflow_variables
+from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, from_airflow_variables
+from sentiment_mlops.orchestration.task_context import pulled_config, run_tag
+from sentiment_mlops.orchestration.tasks import reports, serving
+from sentiment_mlops.orchestration.tasks.common import check_mlflow
 
 DAG_ID = "sentiment_model_serving"
-
-
-def _config(ti: Any) -> tuple[AirflowConfig, dict[str, Any]]:
-    started = ti.xcom_pull(task_ids="validate_mlflow")
-    return AirflowConfig.from_dict(started["config"]), started
+FIRST_TASK = "validate_mlflow"
 
 
 @dag(
@@ -68,20 +66,19 @@ def sentiment_model_serving() -> None:
             serving_model_stage=params.get("model_stage"),
             serving_source_type=params.get("source_type"),
         )
-        health = dag_tasks.check_mlflow(cfg)
-        run_tag = dag_tasks.make_run_tag(context["run_id"], getattr(context["dag_run"], "run_after", None))
-        return {"config": cfg.as_dict(), "run_tag": run_tag, "mlflow": health}
+        health = check_mlflow(cfg)
+        return {"config": cfg.as_dict(), "run_tag": run_tag(context), "mlflow": health}
 
     @task
     def get_model_to_serve(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
-        return dag_tasks.model_to_serve(cfg)
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
+        return serving.model_to_serve(cfg)
 
     @task
     def deploy_streaming_job(**context: Any) -> dict[str, Any]:
-        cfg, started = _config(context["ti"])
+        cfg, started = pulled_config(context["ti"], FIRST_TASK)
         params = context["params"]
-        job = dag_tasks.build_serving_job(
+        job = serving.build_serving_job(
             cfg,
             started["run_tag"],
             input_path=params.get("input_path"),
@@ -90,16 +87,16 @@ def sentiment_model_serving() -> None:
             starting_offsets=params.get("starting_offsets"),
             dead_letter_topic=params.get("dead_letter_topic"),
         )
-        return dag_tasks.deploy_serving_job(cfg, job, replace_running=bool(params["replace_running"]))
+        return serving.deploy_serving_job(cfg, job, replace_running=bool(params["replace_running"]))
 
     @task
     def wait_for_streaming_job(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
         deployment = context["ti"].xcom_pull(task_ids="deploy_streaming_job")
         if not deployment["submitted"]:
             return {"job_id": deployment["job_id"], "state": "NOT_SUBMITTED", "reason": "serving_deploy_mode=test"}
         params = context["params"]
-        return dag_tasks.wait_for_serving_job(
+        return serving.wait_for_serving_job(
             cfg,
             deployment["job_id"],
             timeout_s=float(params["wait_timeout_seconds"]),
@@ -108,22 +105,13 @@ def sentiment_model_serving() -> None:
 
     @task
     def notify(**context: Any) -> str:
-        cfg, _ = _config(context["ti"])
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
         ti = context["ti"]
         model = ti.xcom_pull(task_ids="get_model_to_serve")
         deployment = ti.xcom_pull(task_ids="deploy_streaming_job")
         waited = ti.xcom_pull(task_ids="wait_for_streaming_job")
-        if deployment["submitted"]:
-            message = (
-                f"Serving job {deployment['job_id']} is {waited['state']} on {cfg.backend} with "
-                f"{model['name']} v{model['version']} ({model.get('model_type')}); source {cfg.serving_source_type}."
-            )
-        else:
-            message = (
-                f"Test mode: serving job {deployment['job_id']} for {model['name']} v{model['version']} validated "
-                "and logged, nothing submitted (set serving_deploy_mode=production to deploy)."
-            )
-        dag_tasks.log.info("NOTIFICATION: %s", message)
+        message = reports.serving_message(cfg.backend, cfg.serving_source_type, model, deployment, waited)
+        serving.log.info("NOTIFICATION: %s", message)
         return message
 
     chain(validate_mlflow(), get_model_to_serve(), deploy_streaming_job(), wait_for_streaming_job(), notify())

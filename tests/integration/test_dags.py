@@ -154,9 +154,9 @@ class _TI:
 
 
 def _training_job(cfg: Any) -> dict:
-    from sentiment_mlops.orchestration import tasks as dag_tasks
+    from sentiment_mlops.orchestration.tasks import training
 
-    return dag_tasks.build_training_jobs(cfg, input_uri="gs://acme-raw/x.csv", run_tag="tag1", variants=("full",))[
+    return training.build_training_jobs(cfg, input_uri="gs://acme-raw/x.csv", run_tag="tag1", variants=("full",))[
         "full"
     ]
 
@@ -201,13 +201,13 @@ def test_training_operator_on_dataproc_submits_through_the_provider(
 
 
 def test_training_operator_on_local_runs_local_jobs(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentiment_mlops.orchestration import tasks as dag_tasks
     from sentiment_mlops.orchestration.config import AirflowConfig
+    from sentiment_mlops.orchestration.tasks import common
 
     cfg = AirflowConfig(gcs_bucket="acme")
     runs: list[tuple] = []
     monkeypatch.setattr(
-        dag_tasks,
+        common,
         "run_job",
         lambda c, job, **kw: runs.append((c.backend, job)) or {"job_id": job["reference"]["job_id"]},
     )

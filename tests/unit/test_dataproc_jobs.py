@@ -157,18 +157,19 @@ def test_serving_args_reject_inconsistent_settings(overrides: dict[str, Any], me
 
 
 def test_default_paths_and_names_match_the_airflow_dags() -> None:
-    """The CI scripts take their defaults from the builder; the DAGs from airflow_config/dag_tasks.
-    Both must point at the same data, model and checkpoints."""
+    """The CI scripts take their defaults from the builder; the DAGs from orchestration.config and
+    orchestration.tasks. Both must point at the same data, model and checkpoints."""
     from sentiment_mlops.orchestration import config as airflow_config
-    from sentiment_mlops.orchestration import tasks as dag_tasks
+    from sentiment_mlops.orchestration.tasks.common import serving_paths
+    from sentiment_mlops.orchestration.tasks.training import training_root
 
     default_input = airflow_config.AirflowConfig(gcs_bucket="acme").training_input_path
     assert jobs.training_paths("acme", "r1")["input"] == default_input
     for source in SOURCE_TYPES:
-        dag_paths = dag_tasks.serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme", serving_source_type=source))
+        dag_paths = serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme", serving_source_type=source))
         ours = jobs.serving_paths("acme", source)
         assert ours == {key: dag_paths[key] for key in ours}
-    assert jobs.training_paths("acme", "r1")["output"] == dag_tasks.training_root(
+    assert jobs.training_paths("acme", "r1")["output"] == training_root(
         airflow_config.AirflowConfig(gcs_bucket="acme"), "r1"
     )
 
