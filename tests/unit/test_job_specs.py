@@ -14,8 +14,9 @@ from google.cloud import dataproc_v1
 
 from sentiment_mlops import jobs
 from sentiment_mlops.jobs import cli as jobs_cli
-from sentiment_mlops.orchestration import tasks as dag_tasks
 from sentiment_mlops.orchestration.config import AirflowConfig
+from sentiment_mlops.orchestration.tasks.serving import build_serving_job
+from sentiment_mlops.orchestration.tasks.training import build_training_jobs
 from sentiment_mlops.serving import job as serving_job
 from sentiment_mlops.training import job as training_job
 
@@ -174,7 +175,7 @@ EXPECTED_KAFKA_SERVING_ARGS = [
 
 
 def _training_jobs() -> dict[str, dict[str, Any]]:
-    return dag_tasks.build_training_jobs(
+    return build_training_jobs(
         CFG,
         input_uri="gs://acme-raw/raw/train.csv",
         run_tag="20261130t1200",
@@ -212,18 +213,18 @@ def test_training_job_arguments_parse_back_to_the_settings() -> None:
 
 
 def test_force_promote_reaches_the_training_job() -> None:
-    jobs_ = dag_tasks.build_training_jobs(CFG, input_uri="gs://acme-raw/x.csv", run_tag="t", force_promote=True)
+    jobs_ = build_training_jobs(CFG, input_uri="gs://acme-raw/x.csv", run_tag="t", force_promote=True)
     for job in jobs_.values():
         assert training_job.build_arg_parser().parse_args(job["pyspark_job"]["args"]).force_promote
 
 
 def test_file_serving_job_of_the_dag_is_exactly_this() -> None:
-    assert dag_tasks.build_serving_job(CFG, "20261130t1200", max_files_per_trigger=4) == EXPECTED_FILE_SERVING
+    assert build_serving_job(CFG, "20261130t1200", max_files_per_trigger=4) == EXPECTED_FILE_SERVING
 
 
 def test_kafka_serving_job_arguments_are_exactly_these() -> None:
     cfg = dataclasses.replace(CFG, serving_source_type="kafka")
-    job = dag_tasks.build_serving_job(
+    job = build_serving_job(
         cfg, "r2", max_offsets_per_trigger=1000, starting_offsets="latest", dead_letter_topic="tweets-dlq"
     )
     assert job["pyspark_job"]["args"] == EXPECTED_KAFKA_SERVING_ARGS
