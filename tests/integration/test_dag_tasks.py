@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud import dataproc_v1
 
 from sentiment_mlops import jobs as job_spec
 from sentiment_mlops.backends.gcp.dataproc_backend import DataprocJobBackend
@@ -448,7 +449,9 @@ def test_read_batch_metrics_folder_and_jsonl(store: LocalStore) -> None:
     assert [r["batch_id"] for r in serving_tasks.read_batch_metrics(store, "gs://pred-bucket/m", last=3)] == [4, 5, 6]
     lines = "".join(json.dumps(_metrics_record(i, now + timedelta(seconds=i))) + "\n" for i in range(4)) + "{partial"
     store.write_bytes("gs://pred-bucket/batches.jsonl", lines.encode())
-    assert [r["batch_id"] for r in serving_tasks.read_batch_metrics(store, "gs://pred-bucket/batches.jsonl", last=2)] == [2, 3]
+    assert [
+        r["batch_id"] for r in serving_tasks.read_batch_metrics(store, "gs://pred-bucket/batches.jsonl", last=2)
+    ] == [2, 3]
     assert serving_tasks.read_batch_metrics(store, "gs://pred-bucket/none") == []
 
 
@@ -507,48 +510,64 @@ def test_management_status_output_report_and_stop(store: LocalStore) -> None:
 # --- the Dataproc backend through a fake hook ---------------------------------------------------------
 
 
-class _Obj:
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-
-def _proto_job(job_id: str, state: str) -> Any:
-    status = _Obj(state=_Obj(name=state), details="", state_start_time=datetime.now(UTC))
-    return _Obj(
-        reference=_Obj(job_id=job_id),
-        status=status,
-        status_history=[status],
-        labels={"app": "sentiment-serving"},
-        pyspark_job=_Obj(args=["--output-path=gs://b/out"]),
-        driver_output_resource_uri=f"gs://staging/jobs/{job_id}/driveroutput",
-    )
-
-
 class FakeHook:
+    """DataprocHook's calls against an in-memory Dataproc: every request is read as its
+    `dataproc_v1` request type (a malformed job or filter raises as the API would refuse it) and the
+    answers are real `dataproc_v1.Job` objects."""
+
     def __init__(self) -> None:
         self.calls: list[tuple] = []
         self.requests: list[dict] = []
+        self.jobs: dict[str, dataproc_v1.Job] = {}
+        serving = dataproc_v1.Job(
+            reference={"project_id": "my-proj-123", "job_id": "serving-1"},
+            placement={"cluster_name": "sentiment-cluster"},
+            labels={"app": "sentiment-serving"},
+            pyspark_job={"main_python_file_uri": "gs://b-code/jobs/serve.py", "args": ["--output-path=gs://b/out"]},
+        )
+        self._store(serving, "RUNNING")
 
-    def submit_job(self, job: dict, project_id: str, region: str) -> Any:
-        self.calls.append(("submit", job["reference"]["job_id"], project_id, region))
-        return _proto_job(job["reference"]["job_id"], "PENDING")
+    def _store(self, job: dataproc_v1.Job, state: str) -> dataproc_v1.Job:
+        job.status = dataproc_v1.JobStatus(state=dataproc_v1.JobStatus.State[state], state_start_time=datetime.now(UTC))
+        job.status_history = [job.status]
+        job.driver_output_resource_uri = f"gs://staging/jobs/{job.reference.job_id}/driveroutput"
+        self.jobs[job.reference.job_id] = job
+        return job
+
+    def submit_job(self, job: dict, project_id: str, region: str) -> dataproc_v1.Job:
+        request = dataproc_v1.SubmitJobRequest(project_id=project_id, region=region, job=job)  # raises on bad fields
+        assert request.job.reference.project_id in ("", project_id), "job of another project"
+        self.calls.append(("submit", request.job.reference.job_id, project_id, region))
+        return self._store(dataproc_v1.Job(request.job), "PENDING")
 
     def wait_for_job(self, job_id: str, project_id: str, region: str, wait_time: int, timeout: float | None) -> None:
         self.calls.append(("wait", job_id))
+        self._store(self.jobs[job_id], "DONE")
 
-    def get_job(self, job_id: str, project_id: str, region: str) -> Any:
-        return _proto_job(job_id, "DONE" if ("wait", job_id) in self.calls else "RUNNING")
+    def get_job(self, job_id: str, project_id: str, region: str) -> dataproc_v1.Job:
+        request = dataproc_v1.GetJobRequest(project_id=project_id, region=region, job_id=job_id)
+        return dataproc_v1.Job(self.jobs[request.job_id])
 
     def cancel_job(self, job_id: str, project_id: str, region: str) -> None:
+        dataproc_v1.CancelJobRequest(project_id=project_id, region=region, job_id=job_id)
         self.calls.append(("cancel", job_id, project_id, region))
+        self._store(self.jobs[job_id], "CANCELLED")
 
     def get_job_client(self, region: str) -> Any:
         hook = self
 
         class Client:
-            def list_jobs(self, request: dict) -> list:
+            def list_jobs(self, request: dict) -> list[dataproc_v1.Job]:
+                parsed = dataproc_v1.ListJobsRequest(**request)
                 hook.requests.append(request)
-                return [_proto_job("serving-1", "RUNNING")]
+                terms = dict(t.split(" = ") for t in parsed.filter.split(" AND "))  # Dataproc's filter syntax
+                active = {"PENDING", "SETUP_DONE", "RUNNING"} if terms.pop("status.state", "") == "ACTIVE" else None
+                labels = {k.removeprefix("labels."): v for k, v in terms.items()}
+                return [
+                    j
+                    for j in hook.jobs.values()
+                    if (active is None or j.status.state.name in active) and labels.items() <= dict(j.labels).items()
+                ]
 
         return Client()
 
@@ -583,7 +602,10 @@ def test_dataproc_backend_with_a_fake_hook() -> None:
             "filter": "status.state = ACTIVE AND labels.app = sentiment-serving",
         }
     ]
-    backend.cancel("serving-1")
+    assert backend.cancel("serving-1")["state"] == "CANCELLED"
     assert ("cancel", "serving-1", "my-proj-123", "europe-west1") in hook.calls
+    assert management.list_active_serving_jobs(cfg, backend=backend) == []
+    with pytest.raises(ValueError, match="Unknown field"):  # refused as Dataproc would, not dropped
+        backend.submit({**spec, "pyspark_jobb": {}})
     assert backend.log_tail("serving-1", 1) == ["last line"]
     assert backend.log_tail("serving-1", 5)[0] == "first line of driveroutput.000000001"
