@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.fixtures_gcs import gcs_client_fixture, gcs_emulator_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "code" / "download_and_upload.py"
@@ -42,35 +42,6 @@ def zip_file(tmp_path: Path, csv_file: Path) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.write(csv_file, csv_file.name)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator() -> Iterator[str]:
-    """gcp-storage-emulator in memory, in this process; yields its URL."""
-    from gcp_storage_emulator.server import create_server
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def gcs(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    return storage.Client(project="test", credentials=AnonymousCredentials())
 
 
 def test_upload_to_gcs_emulator(dau: ModuleType, gcs, csv_file: Path, zip_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
