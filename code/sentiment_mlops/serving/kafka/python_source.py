@@ -3,7 +3,7 @@
 Spark's native `kafka` source lives in the spark-sql-kafka-0-10 jar, which Dataproc ships but this machine
 cannot download (Maven is unreachable and no Debian or PyPI package carries it). `kafka_py` is a PySpark
 Python Data Source on kafka-python with the native source's option names, offset JSON and output schema, so
-the serving job reads both the same way; :func:`read_kafka_stream` picks whichever is available.
+the serving job reads both the same way; `source_choice.read_kafka_stream` picks whichever is available.
 
 Semantics of `kafka_py` (same as the native source where it matters):
 
@@ -45,14 +45,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from sentiment_mlops.serving.kafka.source_choice import (  # noqa: F401 - re-exported
-    NATIVE_PROVIDER,
-    SHORT_NAME,
-    jvm_class_loadable,
-    local_worker_python,
-    native_kafka_available,
-    read_kafka_stream,
-)
+from sentiment_mlops.serving.kafka.end_offsets import true_end_offsets
+from sentiment_mlops.serving.kafka.spark_env import SHORT_NAME, local_worker_python
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -269,8 +263,6 @@ class KafkaPyStreamReader(DataSourceStreamReader):
 
     # -- offsets ---------------------------------------------------------------------------------------
     def _true_ends(self) -> dict[tuple[str, int], int]:
-        from sentiment_mlops.backends.local.kafka_broker import true_end_offsets
-
         return {(t, p): off for t in self.topics for p, off in true_end_offsets(self.bootstrap, t).items()}
 
     def _earliest(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
