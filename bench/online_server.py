@@ -104,8 +104,7 @@ def bootstrap_model(workdir: Path, rows: int) -> tuple[Any, str, str]:
 
     from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
     from sentiment_mlops.core.spark_session import get_spark
-    from sentiment_mlops.training import data_loading
-    from sentiment_mlops.training import job as training_job
+    from sentiment_mlops.training import data_loading, fitting, tracking
 
     server = MlflowServer(data_dir=workdir / "mlflow", port=free_port()).start()
     spark = get_spark("bench-online-server", extra={"spark.sql.shuffle.partitions": "4"})
@@ -113,15 +112,15 @@ def bootstrap_model(workdir: Path, rows: int) -> tuple[Any, str, str]:
         labelled, _ = data_loading.load_labelled(spark, str(SAMPLE_CSV))
         sample = data_loading.subsample(labelled, 1.0, rows, 42)
         train, val, test = data_loading.split_dataset(sample, 0.8, 0.1, 42)
-        (result,) = training_job.train_models(spark, train, val, test, ["logisticregression"], 32768)
+        (result,) = fitting.train_models(spark, train, val, test, ["logisticregression"], 32768)
         mlflow.set_tracking_uri(server.url)
         mlflow.set_experiment("bench-online-server")
         with mlflow.start_run(run_name="bench-model") as run:
             mlflow.spark.log_model(
                 result.model,
                 "model",
-                signature=training_job.model_signature(),
-                pip_requirements=training_job.MODEL_PIP_REQUIREMENTS,
+                signature=tracking.model_signature(),
+                pip_requirements=tracking.MODEL_PIP_REQUIREMENTS,
             )
         mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", BENCH_MODEL_NAME, await_registration_for=120)
         mlflow.MlflowClient(server.url).set_registered_model_alias(BENCH_MODEL_NAME, "production", mv.version)
