@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -76,8 +77,6 @@ def save_best_model(best: ModelResult, output: str, output_uri: str) -> str:
 
 def write_summary(spark: SparkSession, summary: TrainingSummary, output_uri: str) -> str:
     """Write training_summary.json under `output_uri`; returns the JSON text."""
-    import json
-
     text = json.dumps(summary_dict(summary), indent=2, default=str)
     write_text(spark, join_uri(output_uri, SUMMARY_FILE), text)
     return text
