@@ -408,84 +408,96 @@ class Timings:
         return timed
 
 
-def hot_swap(
-    spark: SparkSession, mlflow_uri: str, versions: list[tuple[str, str]], feed: TweetFeed,
-    swaps: int, every_s: float, rows_per_s: int,
-) -> dict[str, Any]:  # fmt: skip
-    """`versions`: (version of SWAP_MODEL, flavour) in swap order; the alias starts on the first."""
-    from mlflow.tracking import MlflowClient
+class SteadyFeeder:
+    """A thread that drops one CSV of `rows_per_s` rows into the scenario's inbox every second."""
 
+    def __init__(self, sc: Scenario, feed: TweetFeed, rows_per_s: int) -> None:
+        self.sc, self.feed, self.rows_per_s = sc, feed, rows_per_s
+        self.stop = threading.Event()
+        self.dropped = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="bench-feeder", daemon=True)
+
+    def _run(self) -> None:
+        start, i = time.time(), 0
+        try:
+            while not self.stop.is_set():
+                self.stop.wait(max(0.0, start + i - time.time()))
+                if self.stop.is_set():
+                    break
+                drop_csv(self.sc.inbox, f"steady-{i:03d}.csv", self.feed.take(self.rows_per_s))
+                self.dropped += self.rows_per_s
+                i += 1
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+    def __enter__(self) -> SteadyFeeder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def timed_watcher(spark: SparkSession, mlflow_uri: str, timings: Timings) -> Callable[[ServingState], None]:
+    """A `prepare` hook for serving_query: a watcher on SWAP_MODEL@SWAP_ALIAS whose loader and smoke check
+    are timed, and which never polls by itself (the benchmark calls check_once)."""
     from sentiment_mlops.registry.model_watcher import ModelWatcher
     from sentiment_mlops.serving import job as serving_job
 
-    client = MlflowClient(mlflow_uri)
-    client.set_registered_model_alias(SWAP_MODEL, SWAP_ALIAS, versions[0][0])
-    timings = Timings()
-
-    def timed_watcher(state: ServingState) -> None:
+    def prepare(state: ServingState) -> None:
         state.watcher = ModelWatcher(
             tracking_uri=mlflow_uri, name=SWAP_MODEL, stage_or_alias=SWAP_ALIAS,
             loader=timings.wrap("load", serving_job.spark_model_loader(spark, "spark")),
             smoke_check=timings.wrap("smoke", serving_job.smoke_check(spark)), poll_seconds=3600,
         )  # fmt: skip
 
-    sc = Scenario("swap")
-    stop = threading.Event()
-    dropped = [0]
-    feeder_error: list[BaseException] = []
+    return prepare
 
-    def feeder() -> None:
-        start, i = time.time(), 0
-        try:
-            while not stop.is_set():
-                stop.wait(max(0.0, start + i - time.time()))
-                if stop.is_set():
-                    break
-                drop_csv(sc.inbox, f"steady-{i:03d}.csv", feed.take(rows_per_s))
-                dropped[0] += rows_per_s
-                i += 1
-        except BaseException as exc:  # reported by the main thread
-            feeder_error.append(exc)
 
+def swap_once(state: ServingState, client: Any, timings: Timings, target: str, flavour: str) -> dict[str, Any]:
+    """Move the alias to `target` and have the watcher pick it up; returns the swap's timings."""
+    before = state.watcher.current.version if state.watcher.current else None
+    client.set_registered_model_alias(SWAP_MODEL, SWAP_ALIAS, target)
+    timings.last.clear()
+    w0, t0 = time.time(), time.perf_counter()
+    old, new, changed = state.watcher.check_once()
+    seconds, w1 = time.perf_counter() - t0, time.time()
+    if not changed or new != target:
+        raise RuntimeError(f"swap {before} -> {target} did not happen ({old}, {new}, {changed})")
+    load, smoke = timings.last.get("load", 0.0), timings.last.get("smoke", 0.0)
+    return {"from": before, "to": target, "flavour": flavour, "start": w0, "end": w1,
+            "check_once_s": rnd(seconds), "load_s": rnd(load), "smoke_check_s": rnd(smoke),
+            "registry_s": rnd(seconds - load - smoke)}  # fmt: skip
+
+
+def run_swaps(
+    state: ServingState, client: Any, timings: Timings, versions: list[tuple[str, str]], swaps: int, every_s: float
+) -> tuple[list[dict[str, Any]], list[float], float]:
+    """`swaps` swaps `every_s` apart, each preceded half a period earlier by a no-op poll; returns the
+    swap records, the no-op poll seconds and the wall time the first period began."""
     swap_log: list[dict[str, Any]] = []
     noop: list[float] = []
-    argv = ["--input-path", sc.input_uri, *sc.argv(mlflow_uri, SWAP_MODEL, SWAP_ALIAS)]
-    with serving_query(spark, argv, prepare=timed_watcher) as (state, query, load_s):
-        warm = warm_up(query, sc, feed)
-        thread = threading.Thread(target=feeder, name="bench-feeder", daemon=True)
-        thread.start()
-        try:
-            t_begin = time.time()
-            for k in range(1, swaps + 1):
-                # a poll that finds the alias unchanged: the registry round trip only
-                time.sleep(max(0.0, t_begin + k * every_s - every_s / 2 - time.time()))
-                t0 = time.perf_counter()
-                state.watcher.check_once()
-                noop.append(time.perf_counter() - t0)
-                time.sleep(max(0.0, t_begin + k * every_s - time.time()))
-                target, flavour = versions[k % len(versions)]
-                before = state.watcher.current.version if state.watcher.current else None
-                client.set_registered_model_alias(SWAP_MODEL, SWAP_ALIAS, target)
-                timings.last.clear()
-                w0, t0 = time.time(), time.perf_counter()
-                old, new, changed = state.watcher.check_once()
-                seconds, w1 = time.perf_counter() - t0, time.time()
-                if not changed or new != target:
-                    raise RuntimeError(f"swap {before} -> {target} did not happen ({old}, {new}, {changed})")
-                load, smoke = timings.last.get("load", 0.0), timings.last.get("smoke", 0.0)
-                swap_log.append({"from": before, "to": target, "flavour": flavour, "start": w0, "end": w1,
-                                 "check_once_s": rnd(seconds), "load_s": rnd(load), "smoke_check_s": rnd(smoke),
-                                 "registry_s": rnd(seconds - load - smoke)})  # fmt: skip
-            time.sleep(max(0.0, t_begin + (swaps + 1) * every_s - time.time()))  # steady tail after the last swap
-        finally:
-            stop.set()
-            thread.join(timeout=30)
-        if feeder_error:
-            raise RuntimeError(f"feeder failed: {feeder_error[0]!r}")
-        wait_rows(query, sc.metrics, 200 + dropped[0], 300, "swap")
-        initial_load = load_s
+    t_begin = time.time()
+    for k in range(1, swaps + 1):
+        # a poll that finds the alias unchanged: the registry round trip only
+        time.sleep(max(0.0, t_begin + k * every_s - every_s / 2 - time.time()))
+        t0 = time.perf_counter()
+        state.watcher.check_once()
+        noop.append(time.perf_counter() - t0)
+        time.sleep(max(0.0, t_begin + k * every_s - time.time()))
+        target, flavour = versions[k % len(versions)]
+        swap_log.append(swap_once(state, client, timings, target, flavour))
+    time.sleep(max(0.0, t_begin + (swaps + 1) * every_s - time.time()))  # steady tail after the last swap
+    return swap_log, noop, t_begin
 
-    records = [r for r in read_metrics(sc.metrics) if int(r["batch_id"]) not in warm and r["rows_in"]]
+
+def split_swap_batches(
+    records: list[dict[str, Any]], swap_log: list[dict[str, Any]], t_begin: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Batches overlapping a swap and the steady ones; annotates each swap record with the batches run
+    inside it and how soon a batch used the new version."""
     during, steady = [], []
     for r in records:
         b0, b1 = batch_window(r)
@@ -496,17 +508,42 @@ def hot_swap(
         inside = [r for r in records if s["start"] <= batch_window(r)[0] and batch_window(r)[1] <= s["end"]]
         s["batches_inside_swap"] = len(inside)
         s["versions_of_batches_inside_swap"] = sorted({str(r["model_version"]) for r in inside})
-    first_new: list[float | None] = []
     for s in swap_log:
         later = [batch_window(r)[0] - s["end"] for r in records if r["model_version"] == s["to"]
                  and batch_window(r)[0] >= s["end"] - 0.01]  # fmt: skip
-        first_new.append(rnd(min(later)) if later else None)
-        s["first_batch_on_new_version_after_s"] = first_new[-1]
+        s["first_batch_on_new_version_after_s"] = rnd(min(later)) if later else None
     for s in swap_log:
         s["start"], s["end"] = rnd(s["start"] - t_begin), rnd(s["end"] - t_begin)  # relative to the first drop
+    return during, steady
+
+
+def hot_swap(
+    spark: SparkSession, mlflow_uri: str, versions: list[tuple[str, str]], feed: TweetFeed,
+    swaps: int, every_s: float, rows_per_s: int,
+) -> dict[str, Any]:  # fmt: skip
+    """`versions`: (version of SWAP_MODEL, flavour) in swap order; the alias starts on the first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    client.set_registered_model_alias(SWAP_MODEL, SWAP_ALIAS, versions[0][0])
+    timings = Timings()
+    sc = Scenario("swap")
+    argv = ["--input-path", sc.input_uri, *sc.argv(mlflow_uri, SWAP_MODEL, SWAP_ALIAS)]
+    prepare = timed_watcher(spark, mlflow_uri, timings)
+    with serving_query(spark, argv, prepare=prepare) as (state, query, initial_load):
+        warm = warm_up(query, sc, feed)
+        with SteadyFeeder(sc, feed, rows_per_s) as feeder:
+            swap_log, noop, t_begin = run_swaps(state, client, timings, versions, swaps, every_s)
+        if feeder.error is not None:
+            raise RuntimeError(f"feeder failed: {feeder.error!r}")
+        wait_rows(query, sc.metrics, 200 + feeder.dropped, 300, "swap")
+
+    records = [r for r in read_metrics(sc.metrics) if int(r["batch_id"]) not in warm and r["rows_in"]]
+    during, steady = split_swap_batches(records, swap_log, t_begin)
     return {
         "model": SWAP_MODEL, "versions": [{"version": v, "flavour": f} for v, f in versions],
-        "rows_per_file": rows_per_s, "file_every_s": 1, "rows": dropped[0], "initial_model_load_s": rnd(initial_load),
+        "rows_per_file": rows_per_s, "file_every_s": 1, "rows": feeder.dropped,
+        "initial_model_load_s": rnd(initial_load),
         "noop_check_once_s": {"p50": rnd(pct(noop, 50)), "max": rnd(max(noop, default=None))},
         "swaps": swap_log,
         "batches_during_swap": summarize_batches(during), "batches_steady": summarize_batches(steady),
@@ -615,7 +652,7 @@ def print_report(result: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def main() -> int:
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(DEFAULT_INPUT), help="two-column Sentiment140 CSV")
     parser.add_argument("--models", default="lr,svc,rf", help="flavours to train and measure (training_job --models)")
@@ -635,9 +672,11 @@ def main() -> int:
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary SENTIMENT_HOME")
     parser.add_argument("--verbose", action="store_true", help="the job's INFO log lines")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serving.json"))
-    opts = parser.parse_args()
-    skip = {s.strip() for s in opts.skip.split(",") if s.strip()}
+    return parser.parse_args(argv)
 
+
+def prepare_environment(opts: argparse.Namespace) -> Path:
+    """Logging, and a fresh SENTIMENT_HOME on the local backend; returns that home."""
     logging.basicConfig(level=logging.INFO if opts.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)  # fmt: skip
     log.setLevel(logging.INFO)
@@ -646,18 +685,56 @@ def main() -> int:
     os.environ.update({"SENTIMENT_HOME": str(home), "SPARK_MASTER": opts.master, "SENTIMENT_BACKEND": "local",
                        "SPARK_LOCAL_IP": "127.0.0.1"})  # fmt: skip
     os.environ.setdefault("SPARK_LOG_LEVEL", "INFO" if opts.verbose else "ERROR")
+    return home
+
+
+def run_scenarios(
+    spark: SparkSession, opts: argparse.Namespace, home: Path, mlflow_uri: str, feed: TweetFeed
+) -> dict[str, Any]:
+    """Train, then every scenario not in --skip; returns their results by name."""
+    skip = {s.strip() for s in opts.skip.split(",") if s.strip()}
+    result: dict[str, Any] = {}
+    log.info("training %s on %d rows", opts.models, opts.train_rows)
+    result["training"] = train_models(spark, opts, home, mlflow_uri)
+    models = result["training"]["models"]
+    lr = models["logisticregression" if "logisticregression" in models else next(iter(models))]
+    result["file_burst"] = {}
+    if "burst" not in skip:
+        for info in models.values():
+            log.info("file burst: %s", info["display_name"])
+            result["file_burst"][info["display_name"]] = file_burst(
+                spark, mlflow_uri, info["registered_model"], info["version"], feed, opts.files, opts.rows_per_file
+            )
+    if "trickle" not in skip:
+        log.info("file trickle: %d s", opts.trickle_seconds)
+        result["trickle"] = file_trickle(spark, mlflow_uri, lr["registered_model"], lr["version"], feed,
+                                         opts.trickle_seconds, opts.trickle_rows)  # fmt: skip
+    if "kafka" not in skip:
+        log.info("kafka: %d messages", opts.kafka_messages)
+        result["kafka"] = kafka_scenarios(spark, home, mlflow_uri, lr["registered_model"], lr["version"], feed,
+                                          opts.kafka_messages, opts.max_offsets_per_trigger,
+                                          not opts.no_write_kafka)  # fmt: skip
+    if "swap" not in skip:
+        log.info("hot-swap: %d swaps", opts.swaps)
+        result["hot_swap"] = hot_swap(spark, mlflow_uri, result["training"]["swap_versions"], feed, opts.swaps,
+                                      opts.swap_every, opts.swap_rows)  # fmt: skip
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_options(argv)
+    home = prepare_environment(opts)
     from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
     from sentiment_mlops.core.spark_session import get_spark
 
     tweets = load_tweets(Path(opts.input))
-    feed = TweetFeed(tweets)
-    load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "master": opts.master, "trigger_seconds": TRIGGER_S,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "load_average_start": load_start, "options": vars(opts), "tweets_available": len(tweets),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()], "options": vars(opts),
+        "tweets_available": len(tweets),
     }  # fmt: skip
     server = MlflowServer(data_dir=home / "mlflow", port=free_port()).start()
     os.environ["MLFLOW_TRACKING_URI"] = server.url
@@ -667,32 +744,7 @@ def main() -> int:
             "bench-serving",
             extra={"spark.sql.files.ignoreMissingFiles": "true", "spark.sql.streaming.metricsEnabled": "true"},
         )
-        log.info("training %s on %d rows", opts.models, opts.train_rows)
-        result["training"] = train_models(spark, opts, home, server.url)
-        models = result["training"]["models"]
-        lr_key = "logisticregression" if "logisticregression" in models else next(iter(models))
-        lr = models[lr_key]
-
-        result["file_burst"] = {}
-        if "burst" not in skip:
-            for info in models.values():
-                log.info("file burst: %s", info["display_name"])
-                result["file_burst"][info["display_name"]] = file_burst(
-                    spark, server.url, info["registered_model"], info["version"], feed, opts.files, opts.rows_per_file
-                )
-        if "trickle" not in skip:
-            log.info("file trickle: %d s", opts.trickle_seconds)
-            result["trickle"] = file_trickle(spark, server.url, lr["registered_model"], lr["version"], feed,
-                                             opts.trickle_seconds, opts.trickle_rows)  # fmt: skip
-        if "kafka" not in skip:
-            log.info("kafka: %d messages", opts.kafka_messages)
-            result["kafka"] = kafka_scenarios(spark, home, server.url, lr["registered_model"], lr["version"], feed,
-                                              opts.kafka_messages, opts.max_offsets_per_trigger,
-                                              not opts.no_write_kafka)  # fmt: skip
-        if "swap" not in skip:
-            log.info("hot-swap: %d swaps", opts.swaps)
-            result["hot_swap"] = hot_swap(spark, server.url, result["training"]["swap_versions"], feed, opts.swaps,
-                                          opts.swap_every, opts.swap_rows)  # fmt: skip
+        result.update(run_scenarios(spark, opts, home, server.url, TweetFeed(tweets)))
     finally:
         if spark is not None:
             spark.stop()

@@ -19,20 +19,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "sentiment140" / "train_100k.csv"
 
 
-def main() -> int:
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(DEFAULT_INPUT))
     parser.add_argument("--models", default="all")
     parser.add_argument("--enable-cv", action="store_true")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
-    opts = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+def run_job(opts: argparse.Namespace) -> tuple[Any, float]:
+    """The training job against its own MLflow server; returns its summary and wall seconds."""
     home = Path(tempfile.mkdtemp(prefix="bench-train-"))
     os.environ.update({"SENTIMENT_HOME": str(home), "SPARK_MASTER": opts.master, "SENTIMENT_BACKEND": "local"})
     from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
@@ -54,7 +58,11 @@ def main() -> int:
         spark.stop()
     finally:
         server.stop()
+    return summary, total
 
+
+def stage_table(summary: Any) -> list[tuple[str, float, int]]:
+    """(stage, seconds, rows it went through) for every timed stage of the run."""
     rows = summary.load_report["rows_usable"]
     train_rows = summary.split_counts["train"]
     stages = summary.stage_seconds
@@ -67,7 +75,12 @@ def main() -> int:
         table.append((f"{info['display_name']} evaluate (val + test)", stages[f"{key}_evaluate"],
                       summary.split_counts["validation"] + summary.split_counts["test"]))  # fmt: skip
     table.append(("MLflow log + register (all models)", stages.get("mlflow_log_and_register", 0.0), 0))
-    print(f"\nTraining benchmark: {rows:,} usable rows, master {opts.master}, total {total:.1f}s\n")
+    return table
+
+
+def print_report(summary: Any, table: list[tuple[str, float, int]], master: str, total: float) -> None:
+    rows = summary.load_report["rows_usable"]
+    print(f"\nTraining benchmark: {rows:,} usable rows, master {master}, total {total:.1f}s\n")
     print(f"{'stage':48} {'seconds':>9} {'rows/s':>10}")
     for name, seconds, n in table:
         rate = f"{n / seconds:,.0f}" if n and seconds else ""
@@ -77,17 +90,27 @@ def main() -> int:
         t = info["test"]
         print(f"{info['display_name']:22} {t['accuracy']:9.4f} {t['auc']:9.4f} {t['f1']:8.4f}")
 
-    result = {
+
+def result_record(summary: Any, table: list[tuple[str, float, int]], opts: argparse.Namespace, total: float) -> dict:
+    """What bench/results/train.json holds."""
+    return {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "master": opts.master, "enable_cv": opts.enable_cv, "total_seconds": round(total, 2),
-        "rows_usable": rows, "split": summary.split_counts,
+        "rows_usable": summary.load_report["rows_usable"], "split": summary.split_counts,
         "stages": [{"stage": n, "seconds": round(s, 2), "rows_per_s": round(r / s) if r and s else None}
                    for n, s, r in table],
         "models": {k: {"test": v["test"], "validation": v["validation"], "fit_seconds": v["fit_seconds"]}
                    for k, v in summary.models.items()},
     }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_options(argv)
+    summary, total = run_job(opts)
+    table = stage_table(summary)
+    print_report(summary, table, opts.master, total)
     Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.out).write_text(json.dumps(result, indent=2))
+    Path(opts.out).write_text(json.dumps(result_record(summary, table, opts, total), indent=2))
     print(f"\nwrote {opts.out}")
     return 0
 

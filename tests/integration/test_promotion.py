@@ -38,7 +38,7 @@ def test_alias_moved_by_another_job_while_gating_is_measured_again(mlflow_server
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from sentiment_mlops.training import job as training_job
+    from sentiment_mlops.training import tracking
 
     mlflow.set_tracking_uri(mlflow_server)
     client = MlflowClient(mlflow_server)
@@ -62,10 +62,10 @@ def test_alias_moved_by_another_job_while_gating_is_measured_again(mlflow_server
             return 0.70, current
         return 0.90, current
 
-    monkeypatch.setattr(training_job, "current_production_accuracy", racing_measure)
+    monkeypatch.setattr(tracking, "current_production_accuracy", racing_measure)
     best = SimpleNamespace(test={"accuracy": 0.80})
     args = SimpleNamespace(min_accuracy=0.5, force_promote=False)
-    decision = training_job.gate_and_promote(client, best, name, candidate, "production", None, args)
+    decision = tracking.gate_and_promote(client, best, name, candidate, "production", None, args)
     assert measured == [holder, other_job]
     assert not decision.promote and f"v{other_job}" in decision.reason
     assert client.get_model_version_by_alias(name, "production").version == other_job

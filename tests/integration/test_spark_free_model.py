@@ -73,13 +73,12 @@ def trained_models(spark: Any, tracking_uri: str, sample_csv: Path) -> TrainedMo
     import mlflow
     import mlflow.spark
 
-    from sentiment_mlops.training import data_loading
-    from sentiment_mlops.training import job as training_job
+    from sentiment_mlops.training import data_loading, fitting, tracking
 
     labelled, _ = data_loading.load_labelled(spark, str(sample_csv))
     sample = data_loading.subsample(labelled, 1.0, TRAIN_ROWS, 42)
     train, val, test = data_loading.split_dataset(sample, 0.8, 0.1, 42)
-    results = training_job.train_models(spark, train, val, test, list(MODEL_SPECS), NUM_FEATURES)
+    results = fitting.train_models(spark, train, val, test, list(MODEL_SPECS), NUM_FEATURES)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(EXPERIMENT)
     run_ids: dict[str, str] = {}
@@ -88,8 +87,8 @@ def trained_models(spark: Any, tracking_uri: str, sample_csv: Path) -> TrainedMo
             mlflow.spark.log_model(
                 result.model,
                 "model",
-                signature=training_job.model_signature(),
-                pip_requirements=training_job.MODEL_PIP_REQUIREMENTS,
+                signature=tracking.model_signature(),
+                pip_requirements=tracking.MODEL_PIP_REQUIREMENTS,
             )
         run_ids[result.key] = run.info.run_id
     trained = TrainedModels(

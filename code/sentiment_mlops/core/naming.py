@@ -63,6 +63,6 @@ def label_value(text: str) -> str:
 def with_job_id(job: dict[str, Any], job_id: str) -> dict[str, Any]:
     """A deep copy of the job dict `job` with reference.job_id set to `job_id` (cut to 100 characters).
     A retry needs a fresh id: Dataproc job ids are unique."""
-    copy = json.loads(json.dumps(job))
+    copy: dict[str, Any] = json.loads(json.dumps(job))
     copy.setdefault("reference", {})["job_id"] = job_id[:100]
     return copy

@@ -61,6 +61,7 @@ def job_settings(spark: SparkSession) -> Settings:
 
 def _fs_and_path(spark: SparkSession, uri: str):  # type: ignore[no-untyped-def]
     jvm = spark.sparkContext._jvm
+    assert jvm is not None, "the Spark context has no JVM gateway (stopped session?)"
     path = jvm.org.apache.hadoop.fs.Path(uri)
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     return fs, path

@@ -2,8 +2,8 @@
 the model the MLflow registry names, hot-swapped without stopping, written to date-partitioned
 Parquet exactly once (and optionally to a Kafka topic, at least once).
 
-Entry scripts: `code/streaming_serving_mlflow_hdfs_kafka_optimize.py` (and the basic
-`code/streaming_serving_mlflow_hdfs_kafka.py`, same code).
+Entry script: `code/streaming_serving_mlflow_hdfs_kafka_optimize.py` (Dataproc's, `SERVING_ENTRY`);
+`code/streaming_serving_mlflow_hdfs_kafka.py` is an alias of it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ from sentiment_mlops.serving import sinks as serving_sinks
 
 log = logging.getLogger("sentiment_mlops.serving")
 
+DESCRIPTION = (
+    "Streaming serving job: score CSV files dropped into a folder or JSON messages from Kafka with the model "
+    "the MLflow registry names, hot-swap it without stopping, and write the predictions to date-partitioned "
+    "Parquet (and optionally to a Kafka topic)."
+)
+
 # The same columns, types and order every batch, whatever model serves (see mlflow-spark notes:
 # a schema change between batches breaks readers of the Parquet folder).
 OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -56,7 +62,7 @@ SMOKE_TEXTS = ("i love this, what a great day", "this is terrible and i hate it"
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=DESCRIPTION)
     p.add_argument("--source-type", choices=("file", "kafka"), default="file")
     p.add_argument("--input-path", help="folder watched for new CSV files (file source; gs:// or local)")
     p.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
@@ -203,10 +209,92 @@ def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now
     )
 
 
+def batch_latency(predictions: DataFrame) -> tuple[float | None, float | None]:
+    """Average and maximum seconds from event to prediction over the batch (None when no row has an
+    event timestamp)."""
+    lat = (
+        predictions.select(
+            (F.col("prediction_timestamp").cast("double") - F.col("event_timestamp").cast("double")).alias("l")
+        )
+        .agg(F.avg("l"), F.max("l"))
+        .first()
+    )
+    return (round(float(lat[0]), 3), round(float(lat[1]), 3)) if lat and lat[0] is not None else (None, None)
+
+
+def write_predictions(state: ServingState, predictions: DataFrame, date: str, stream: str, batch_id: int) -> None:
+    """Parquet for the batch (and the Kafka topic with --write-kafka)."""
+    # batch_id is in the folder name; a column of the same name would clash for readers
+    serving_sinks.write_batch_parquet(predictions.drop("batch_id"), state.output_base, date, stream, batch_id)
+    if state.args.write_kafka:
+        from sentiment_mlops.serving.kafka.sink import write_json_messages
+
+        write_json_messages(
+            predictions.drop("features"), state.args.kafka_output_bootstrap, state.args.kafka_output_topic
+        )
+
+
+def score_and_write(
+    state: ServingState, parsed: DataFrame, current: LoadedModel[Any], stats: BatchStats, now: datetime, stream: str
+) -> None:
+    """Score the good rows, write them; sets `stats.predicted` and the latency fields."""
+    date = now.strftime("%Y-%m-%d")
+    predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features).cache()
+    try:
+        stats.predicted = predictions.count()
+        if stats.predicted:
+            write_predictions(state, predictions, date, stream, stats.batch_id)
+            stats.latency_s_avg, stats.latency_s_max = batch_latency(predictions)
+    finally:
+        predictions.unpersist()
+
+
+def quarantine_bad_rows(state: ServingState, parsed: DataFrame, now: datetime, stream: str, batch_id: int) -> int:
+    """Write the rows that failed parsing to the quarantine folder (and the dead-letter topic when
+    reading Kafka with --dead-letter-topic); returns their count."""
+    bad = parsed.filter(F.col("error").isNotNull())
+    count = bad.count()
+    if not count:
+        return 0
+    quarantine = bad.select(
+        "source", "source_row", "raw", "error",
+        F.lit(now).cast("timestamp").alias("quarantined_at"),
+    )  # fmt: skip
+    serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, now.strftime("%Y-%m-%d"), stream, batch_id)
+    log.warning("batch %d: %d rows quarantined under %s", batch_id, count, state.quarantine_base)
+    if state.args.dead_letter_topic and state.args.source_type == "kafka":
+        from sentiment_mlops.serving.kafka.sink import send_dead_letters
+
+        send_dead_letters(
+            [r.asDict() for r in quarantine.collect()],
+            state.args.kafka_output_bootstrap,
+            state.args.dead_letter_topic,
+        )
+    return count
+
+
+def record_batch(state: ServingState, spark: SparkSession, stats: BatchStats, model_name: str, stream: str) -> None:
+    """The batch's metrics file, the running totals and the log line."""
+    # Written inside the batch, so it is committed (or replayed and overwritten) with it.
+    serving_sinks.write_batch_metrics(
+        spark, state.metrics_base, stream, stats.batch_id, metrics_record(stats, model_name, stream)
+    )
+    with state.lock:
+        state.totals["predicted"] += stats.predicted
+        state.totals["quarantined"] += stats.quarantined
+        state.totals["batches"] += 1
+    log.info(
+        "batch %d: %d rows in, %d predicted, %d quarantined, model v%s, %.2fs",
+        stats.batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.model_version, stats.seconds,
+    )  # fmt: skip
+
+
 def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame, batch_id: int) -> BatchStats:
+    """One micro-batch (foreachBatch): parse, score the good rows with the current model, quarantine
+    the rest, record metrics. Earlier attempts of the same batch id are deleted first, so a replay
+    overwrites instead of duplicating. Returns the batch's counts and timings."""
     started = time.perf_counter()
     now = datetime.now(UTC).replace(tzinfo=None)
-    date = now.strftime("%Y-%m-%d")
     current = state.watcher.current  # read once: the whole batch uses this version
     if current is None:
         raise RuntimeError("no model loaded")
@@ -219,69 +307,13 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
         stats = BatchStats(batch_id=batch_id, model_version=current.version, started_at=now.isoformat())
         for base in (state.output_base, state.quarantine_base):
             serving_sinks.delete_earlier_attempts(spark, base, stream, batch_id)
-
-        predictions = score_batch(parsed, current, batch_id, now, state.args.include_features).cache()
-        try:
-            stats.predicted = predictions.count()
-            if stats.predicted:
-                # batch_id is in the folder name; a column of the same name would clash for readers
-                serving_sinks.write_batch_parquet(
-                    predictions.drop("batch_id"), state.output_base, date, stream, batch_id
-                )
-                lat = (
-                    predictions.select(
-                        (F.col("prediction_timestamp").cast("double") - F.col("event_timestamp").cast("double")).alias(
-                            "l"
-                        )
-                    )
-                    .agg(F.avg("l"), F.max("l"))
-                    .first()
-                )
-                stats.latency_s_avg, stats.latency_s_max = (
-                    (round(float(lat[0]), 3), round(float(lat[1]), 3)) if lat and lat[0] is not None else (None, None)
-                )
-                if state.args.write_kafka:
-                    from sentiment_mlops.serving.kafka.sink import write_json_messages
-
-                    write_json_messages(
-                        predictions.drop("features"), state.args.kafka_output_bootstrap, state.args.kafka_output_topic
-                    )
-        finally:
-            predictions.unpersist()
-
-        bad = parsed.filter(F.col("error").isNotNull())
-        stats.quarantined = bad.count()
-        if stats.quarantined:
-            quarantine = bad.select(
-                "source", "source_row", "raw", "error",
-                F.lit(now).cast("timestamp").alias("quarantined_at"),
-            )  # fmt: skip
-            serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, date, stream, batch_id)
-            log.warning("batch %d: %d rows quarantined under %s", batch_id, stats.quarantined, state.quarantine_base)
-            if state.args.dead_letter_topic and state.args.source_type == "kafka":
-                from sentiment_mlops.serving.kafka.sink import send_dead_letters
-
-                send_dead_letters(
-                    [r.asDict() for r in quarantine.collect()],
-                    state.args.kafka_output_bootstrap,
-                    state.args.dead_letter_topic,
-                )
+        score_and_write(state, parsed, current, stats, now, stream)
+        stats.quarantined = quarantine_bad_rows(state, parsed, now, stream, batch_id)
     finally:
         parsed.unpersist()
     stats.rows_in = stats.predicted + stats.quarantined
     stats.seconds = round(time.perf_counter() - started, 3)
-    # Written inside the batch, so it is committed (or replayed and overwritten) with it.
-    serving_sinks.write_batch_metrics(
-        spark, state.metrics_base, stream, batch_id, metrics_record(stats, current.name, stream)
-    )
-    with state.lock:
-        state.totals["predicted"] += stats.predicted
-        state.totals["quarantined"] += stats.quarantined
-        state.totals["batches"] += 1
-    log.info(
-        "batch %d: %d rows in, %d predicted, %d quarantined, model v%s, %.2fs",
-        batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.model_version, stats.seconds,
-    )  # fmt: skip
+    record_batch(state, spark, stats, current.name, stream)
     return stats
 
 

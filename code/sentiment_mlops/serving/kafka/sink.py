@@ -84,7 +84,7 @@ def write_json_messages(
     """
     from pyspark.sql import functions as F
 
-    from sentiment_mlops.serving.kafka.source_choice import local_worker_python
+    from sentiment_mlops.serving.kafka.spark_env import local_worker_python
 
     columns = value_cols if value_cols is not None else list(df.columns)
     missing = [c for c in [key_col, *columns] if c not in df.columns]
