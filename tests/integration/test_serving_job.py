@@ -191,6 +191,50 @@ def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server,
         assert set(rows["id"]) == expected and not rows["id"].duplicated().any()
 
 
+@pytest.mark.timeout(600)
+def test_crash_after_write_before_commit_is_replaced_exactly_once_even_on_another_date(
+    mlflow_server, served_version, tmp_path
+) -> None:
+    """The driver dies at a fixed point (crash_point: batch 1 written, not committed). The restart
+    replays batch 1 and must replace that attempt's output, also when the attempt's folder is under an
+    earlier date (the crash before midnight, the replay after): every row exactly once."""
+    from sentiment_mlops.serving.crash_point import CRASH_AFTER_WRITE_ENV, CRASH_EXIT_CODE
+
+    tag = "crashpoint"
+    inbox = local_path(f"gs://{tag}-in")
+    expected = set()
+    for f in range(4):  # two files per trigger: batches 0 and 1
+        rows = [(f"f{f}-r{r}", f"tweet {r} of file {f} is lovely" if r % 2 else f"sad tweet {r}") for r in range(50)]
+        _drop(inbox, f"drop-{f:02d}.csv", rows)
+        expected |= {i for i, _ in rows}
+    env = {**os.environ, "SPARK_MASTER": "local[2]"}
+    first = subprocess.run(
+        _serving_cmd(tag, mlflow_server, served_version, "--available-now"),
+        capture_output=True, text=True, env={**env, CRASH_AFTER_WRITE_ENV: "1"}, timeout=400,
+    )  # fmt: skip
+    assert first.returncode == CRASH_EXIT_CODE, first.stderr[-3000:]
+    predictions = local_path(f"gs://{tag}-out") / "predictions"
+    attempts = sorted(predictions.glob("date=*/stream=*/batch_id=1"))
+    assert len(attempts) == 1 and list(attempts[0].glob("*.parquet")), "batch 1 was written before the crash"
+    assert len(_predictions(tag)) == len(expected)  # both batches' rows are on disk, batch 1 uncommitted
+
+    # The earlier attempt ran "yesterday": its folder is under another date than the replay's.
+    stream_dir = attempts[0].parent
+    yesterday = predictions / "date=2000-01-01" / stream_dir.name / "batch_id=1"
+    yesterday.parent.mkdir(parents=True)
+    attempts[0].rename(yesterday)
+
+    second = subprocess.run(
+        _serving_cmd(tag, mlflow_server, served_version, "--available-now"),
+        capture_output=True, text=True, env=env, timeout=400,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert not yesterday.exists(), "the earlier attempt's output was left beside the replay's"
+    assert len(sorted(predictions.glob("date=*/stream=*/batch_id=1"))) == 1
+    out = _predictions(tag)
+    assert set(out["id"]) == expected and not out["id"].duplicated().any() and len(out) == len(expected)
+
+
 @pytest.mark.timeout(300)
 def test_pyfunc_flavor_predicts_like_the_spark_flavor(spark, mlflow_server, served_version) -> None:
     """`--model-flavor pyfunc` scores through mlflow.pyfunc.spark_udf: same labels, no probability."""

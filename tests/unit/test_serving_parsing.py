@@ -4,15 +4,21 @@ quarantine record with a reason; the rules are checked at their boundaries."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from sentiment_mlops.serving.parsing import (
     MAX_TEXT_CHARS,
+    PARSED_SCHEMA,
     parse_csv_file,
+    parse_file_batch,
+    parse_kafka_batch,
     parse_kafka_message,
     parse_label,
     parse_timestamp,
+    records_to_arrow,
 )
 
 MODIFIED = datetime(2026, 11, 29, 12, 0, 0)
@@ -150,3 +156,87 @@ def test_timestamps_are_naive_utc() -> None:
 @pytest.mark.parametrize(("value", "label"), [(0, 0), (1, 1), (4, 1), ("4.0", 1), (2, None), (3, None), (-1, None)])
 def test_label_values(value: object, label: int | None) -> None:
     assert parse_label(value) == label
+
+
+class ArrowFrame:
+    """What parse_file_batch/parse_kafka_batch need of a DataFrame: `select` then `mapInArrow`, here run
+    in this process on real Arrow batches, as Spark runs the function on an executor."""
+
+    def __init__(self, *batches: pa.RecordBatch) -> None:
+        self.batches = batches
+        self.selected: tuple[str, ...] = ()
+
+    def select(self, *columns: str) -> ArrowFrame:
+        self.selected = columns
+        self.batches = tuple(b.select(list(columns)) for b in self.batches)
+        return self
+
+    def mapInArrow(self, function: Any, schema: Any) -> list[dict[str, Any]]:  # noqa: N802 - Spark's name
+        assert schema == PARSED_SCHEMA
+        out = list(function(iter(self.batches)))
+        assert all(b.schema == records_to_arrow([]).schema for b in out)
+        return [row for b in out for row in b.to_pylist()]
+
+
+def test_file_batches_become_parsed_rows_in_arrow() -> None:
+    files = pa.RecordBatch.from_pydict(
+        {
+            "path": ["gs://b/in/a.csv", "gs://b/in/b.csv", "gs://b/in/c.csv"],
+            "modificationTime": pa.array(
+                [datetime(2026, 11, 29, 13, 0, tzinfo=timezone(timedelta(hours=1)))] * 3, pa.timestamp("us", "+01:00")
+            ),
+            "length": [1, 2, 3],
+            "content": [b"text\nhello\nworld\n", b"", None],
+        }
+    )
+    frame = ArrowFrame(files)
+    rows = parse_file_batch(frame)  # type: ignore[arg-type]
+    assert frame.selected == ("path", "modificationTime", "content")
+    assert [(r["source"], r["source_row"], r["text"], r["error"]) for r in rows] == [
+        ("a.csv", 2, "hello", None),
+        ("a.csv", 3, "world", None),
+        ("b.csv", 0, None, "empty file"),
+        ("c.csv", 0, None, "unreadable file"),
+    ]
+    assert rows[0]["event_timestamp"] == datetime(2026, 11, 29, 12, 0, tzinfo=UTC)  # the drop time, in UTC
+
+
+def test_kafka_batches_become_parsed_rows_in_arrow() -> None:
+    messages = pa.RecordBatch.from_pydict(
+        {
+            "key": [None, None],
+            "value": [b'{"text": "great", "id": 1, "label": 4}', b"nope"],
+            "topic": ["tweets", "tweets"],
+            "partition": pa.array([2, 2], pa.int32()),
+            "offset": pa.array([10, 11], pa.int64()),
+            "timestamp": pa.array([datetime(2026, 1, 1, 12, 0, tzinfo=UTC)] * 2, pa.timestamp("us", "UTC")),
+        }
+    )
+    frame = ArrowFrame(messages, messages.slice(1))
+    rows = parse_kafka_batch(frame)  # type: ignore[arg-type]
+    assert frame.selected == ("value", "topic", "partition", "offset", "timestamp")
+    assert [(r["id"], r["text"], r["label"], r["source"], r["source_row"], r["error"]) for r in rows] == [
+        ("1", "great", 1, "tweets/2/10", 10, None),
+        (None, None, None, "tweets/2/11", 11, "unparseable JSON: Expecting value"),
+        (None, None, None, "tweets/2/11", 11, "unparseable JSON: Expecting value"),
+    ]
+    assert rows[0]["event_timestamp"] == datetime(2026, 1, 1, 12, 0, tzinfo=UTC) and rows[1]["raw"] == "nope"
+
+
+def test_records_to_arrow_keeps_every_field_and_converts_times_to_naive_utc() -> None:
+    aware = datetime(2026, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    records = [
+        ("1", "hi", 1, aware, "f.csv", 2, None, None),
+        (None, None, None, None, "t/0/5", 5, "raw", "bad"),
+        ("3", "yo", 0, datetime(2026, 6, 1, 9, 0), "f.csv", 4, None, None),
+    ]
+    batch = records_to_arrow(records)
+    assert batch.schema.names == [f.name for f in PARSED_SCHEMA.fields]
+    assert batch.num_rows == 3
+    assert [tuple(r.values()) for r in batch.to_pylist()] == [
+        ("1", "hi", 1, datetime(2026, 6, 1, 12, 0, tzinfo=UTC), "f.csv", 2, None, None),
+        (None, None, None, None, "t/0/5", 5, "raw", "bad"),
+        ("3", "yo", 0, datetime(2026, 6, 1, 9, 0, tzinfo=UTC), "f.csv", 4, None, None),  # naive: already UTC
+    ]
+    empty = records_to_arrow([])
+    assert empty.num_rows == 0 and empty.schema == batch.schema

@@ -29,6 +29,7 @@ from sentiment_mlops.core.spark_session import get_spark, job_settings
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
+from sentiment_mlops.serving import crash_point
 from sentiment_mlops.serving import parsing as serving_parse
 from sentiment_mlops.serving import sinks as serving_sinks
 
@@ -314,6 +315,7 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     stats.rows_in = stats.predicted + stats.quarantined
     stats.seconds = round(time.perf_counter() - started, 3)
     record_batch(state, spark, stats, current.name, stream)
+    crash_point.after_write(batch_id)  # tests only; a no-op unless SENTIMENT_TEST_CRASH_AFTER_WRITE is set
     return stats
 
 

@@ -20,11 +20,14 @@ from pyspark.sql import DataFrame, SparkSession
 from sentiment_mlops.core.spark_session import _fs_and_path, write_text
 from sentiment_mlops.core.storage import join_uri
 
+# Functions marked `pragma: no mutate block` run only against Spark's Hadoop filesystem: the mutation
+# run (scripts/mutation.sh, fast unit tests) leaves them to tests/integration/test_serving_job.py.
+
 PREDICTIONS_DIR = "predictions"
 METRICS_DIR = "_metrics/batches"
 
 
-def stream_id(spark: SparkSession, checkpoint: str) -> str:
+def stream_id(spark: SparkSession, checkpoint: str) -> str:  # pragma: no mutate block
     """`YYYYmmddHHMMSS-<id8>`: when the checkpoint was created and the streaming query's id, both
     kept in `{checkpoint}/metadata` across restarts. Names built on it sort by stream, then batch."""
     fs, path = _fs_and_path(spark, join_uri(checkpoint, "metadata"))
@@ -42,7 +45,9 @@ def batch_folder(base: str, date: str, stream: str, batch_id: int) -> str:
     return join_uri(base, f"date={date}", f"stream={stream}", f"batch_id={batch_id}")
 
 
-def delete_earlier_attempts(spark: SparkSession, base: str, stream: str, batch_id: int) -> int:
+def delete_earlier_attempts(
+    spark: SparkSession, base: str, stream: str, batch_id: int
+) -> int:  # pragma: no mutate block
     """Remove `base/date=*/stream=S/batch_id=N` left by an earlier, uncommitted attempt."""
     fs, root = _fs_and_path(spark, base)
     if not fs.exists(root):
@@ -55,7 +60,9 @@ def delete_earlier_attempts(spark: SparkSession, base: str, stream: str, batch_i
     return len(matches or [])
 
 
-def write_batch_parquet(df: DataFrame, base: str, date: str, stream: str, batch_id: int) -> str:
+def write_batch_parquet(
+    df: DataFrame, base: str, date: str, stream: str, batch_id: int
+) -> str:  # pragma: no mutate block
     folder = batch_folder(base, date, stream, batch_id)
     df.write.mode("overwrite").parquet(folder)
     return folder
