@@ -227,3 +227,109 @@ def test_registry_calls_fail_fast_unless_configured(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT")
     model_watcher.prefer_fast_registry_failures()
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
+def test_operators_read_what_was_rejected_and_what_serves(reg: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="sentiment_mlops.registry.model_watcher")
+    w = Watcher(reg)
+    w.check_once()
+    reg.aliases["production"] = "2"
+    w.broken.add("2")
+    w.check_once()
+    w.broken.clear()
+    reg.aliases["production"] = "3"
+    w.check_once()
+    assert [r.getMessage() for r in caplog.records] == [
+        "serving m v1 (@production)",
+        "rejected m v2 (ValueError: cannot load this one); still serving v1",
+        "serving m v3 (@production), was v1",
+    ]
+    assert w.stats.reload_failures == 1 and w.stats.reloads == 2
+
+
+def test_failures_are_counted_one_by_one(reg: Registry) -> None:
+    w = Watcher(reg)
+    w.check_once()
+    for version in ("2", "3"):
+        w.broken.add(version)
+        reg.aliases["production"] = version
+        w.check_once()
+    assert w.stats.reload_failures == 2 and set(w.stats.rejected_versions) == {"2", "3"}
+
+
+def test_rejected_version_with_nothing_serving_reports_nothing(reg: Registry) -> None:
+    w = Watcher(reg)
+    w.broken.add("1")
+    with pytest.raises(ValueError):
+        w.check_once()
+    assert w.check_once() == (None, None, False)  # remembered: not loaded again
+
+
+def test_first_load_failure_is_logged_with_its_attempt(
+    reg: Registry, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model_watcher.time, "sleep", lambda _s: None)
+    reg.down = True
+    with pytest.raises(RuntimeError) as info:
+        Watcher(reg, stage="Staging").load_initial(retries=2, delay=0)
+    assert str(info.value) == "could not load models:/m@staging: registry unreachable"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "initial model load failed (attempt 1/2): registry unreachable",
+        "initial model load failed (attempt 2/2): registry unreachable",
+    ]
+
+
+class ScriptedStop:
+    """The watcher's stop event: records each wait and stops the loop after `rounds` waits."""
+
+    def __init__(self, rounds: int) -> None:
+        self.waits: list[float] = []
+        self.rounds = rounds
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return len(self.waits) > self.rounds
+
+    def set(self) -> None:
+        self.rounds = 0
+
+
+def test_poll_schedule_backs_off_exponentially_and_recovers(reg: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    w = Watcher(reg, poll_seconds=60, max_backoff_seconds=20)
+    outcomes = iter([None, "down", "down", "down", "down", "down", None, "down"])
+
+    def check_once() -> tuple[str | None, str | None, bool]:
+        if next(outcomes) == "down":
+            raise ConnectionError("registry unreachable")
+        return "1", "1", False
+
+    w.check_once = check_once  # type: ignore[method-assign]
+    stop = ScriptedStop(rounds=8)
+    w._stop = stop  # type: ignore[assignment]
+    w._run()
+    assert stop.waits == [60, 60, 2.0, 4.0, 8.0, 16.0, 20, 60, 2.0]
+    assert w.stats.registry_errors == 6
+    assert "registry check failed (registry unreachable); keep serving, next try in 2s" in caplog.text
+
+
+def test_watcher_thread_is_a_named_daemon(reg: Registry) -> None:
+    w = Watcher(reg, poll_seconds=30)
+    w.start()
+    try:
+        assert w._thread is not None and w._thread.daemon and w._thread.name == "model-watcher-m"
+    finally:
+        w.stop()
+
+
+def test_default_poll_and_backoff_are_five_minutes(reg: Registry) -> None:
+    w = ModelWatcher("http://registry.invalid", "m", "Production", loader=str)
+    assert (w.poll_seconds, w.max_backoff_seconds, w.tracking_uri) == (300.0, 300.0, "http://registry.invalid")
+    assert w.alias == "production" and ModelWatcher("u", "m", "12", loader=str).alias == "12"
+    assert w.stats.last_check_at is None
+
+
+def test_last_check_time_is_utc(reg: Registry) -> None:
+    w = Watcher(reg)
+    w.check_once()
+    assert w.stats.last_check_at is not None and w.stats.last_check_at.endswith("+00:00")

@@ -15,7 +15,7 @@ def test_first_model_above_minimum_is_promoted() -> None:
 
 def test_below_minimum_is_kept() -> None:
     d = decide(0.74, None, None, min_accuracy=0.75)
-    assert not d.promote
+    assert d.promote is False
     assert d.reason == "test accuracy 0.7400 is below the minimum 0.7500"
 
 
@@ -40,7 +40,7 @@ def test_candidate_equal_to_production_is_promoted() -> None:
 
 def test_worse_than_current_is_kept_and_better_is_promoted() -> None:
     kept = decide(0.7899, 0.79, "3")
-    assert not kept.promote
+    assert kept.promote is False
     assert kept.reason == "test accuracy 0.7899 is worse than production v3 (0.7900) on the same test split"
     better = decide(0.80, 0.79, "3")
     assert better.promote and better.reason == "test accuracy 0.8000 >= production v3 (0.7900)"

@@ -240,3 +240,35 @@ def test_records_to_arrow_keeps_every_field_and_converts_times_to_naive_utc() ->
     ]
     empty = records_to_arrow([])
     assert empty.num_rows == 0 and empty.schema == batch.schema
+
+
+def test_whole_file_problem_records_in_full() -> None:
+    assert _parse(b"") == [(None, None, None, None, "drop.csv", 0, "", "empty file")]
+    assert _parse(b"id,body\n1,x\n") == [
+        (None, None, None, None, "drop.csv", 1, "id,body", "header has no 'text' column")
+    ]
+    huge_header = b"text," + b"h" * 200_000 + b"\nx,y\n"
+    bad_header = _parse(huge_header)
+    assert len(bad_header) == 1
+    assert bad_header[0][4:6] == ("drop.csv", 0) and bad_header[0][6] == huge_header.decode()[:2000]
+    assert bad_header[0][7].startswith("unparseable CSV header: field larger than field limit")
+
+
+def test_an_unparseable_row_is_quarantined_and_the_rows_after_it_are_read() -> None:
+    rows = _parse(b"text\nfirst\n" + b"x" * 200_000 + b"\nlast\n")
+    assert [(r[1], r[5], r[6], r[7]) for r in rows] == [
+        ("first", 2, None, None),
+        (None, 3, "", "unparseable CSV row: field larger than field limit (131072)"),
+        ("last", 4, None, None),
+    ]
+    assert all(r[4] == "drop.csv" for r in rows)
+
+
+def test_rows_of_blank_fields_are_skipped_and_quoted_newlines_kept() -> None:
+    rows = _parse(b'text,id\n  ,  \n"line one\r\nline two",7\n')
+    assert [(r[0], r[1], r[5]) for r in rows] == [("7", "line one\r\nline two", 3)]
+
+
+def test_quarantined_csv_rows_keep_the_row_as_csv() -> None:
+    rows = _parse(b'id,text\n1,"a, b",extra\n')
+    assert rows == [(None, None, None, None, "drop.csv", 2, '1,"a, b",extra', "3 fields, header has 2")]
