@@ -542,6 +542,10 @@ class RegistryProxy:
                     pass
 
     def down(self) -> None:
+        try:  # close() alone does not wake a thread blocked in accept(): the port would keep listening
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         for sock in self.sockets:
             sock.close()
