@@ -12,11 +12,13 @@ import urllib.error
 import urllib.request
 import warnings
 from dataclasses import dataclass
-
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from sentiment_mlops.core.settings import PRODUCTION_ALIAS
+
+if TYPE_CHECKING:  # mlflow is imported where it is used: importing it also imports pyspark when
+    # installed, and the Spark-free online server imports this module
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class ResolvedVersion:
 
 def resolve_version(client: MlflowClient, name: str, stage_or_alias: str) -> ResolvedVersion | None:
     """The version an alias (or stage word, or version number) points at; None if unset."""
+    from mlflow.exceptions import MlflowException
+
     value = stage_or_alias.strip()
     try:
         if value.isdigit():
@@ -96,6 +100,8 @@ def resolve_version(client: MlflowClient, name: str, stage_or_alias: str) -> Res
 
 def promote(client: MlflowClient, name: str, version: str, alias: str = PRODUCTION_ALIAS) -> None:
     """Point `alias` at `version`, and mirror it onto the legacy stage where MLflow still has stages."""
+    from mlflow.exceptions import MlflowException
+
     client.set_registered_model_alias(name, alias, version)
     stage = alias.title()
     if stage in LEGACY_STAGES:

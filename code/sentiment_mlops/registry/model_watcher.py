@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
-
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sentiment_mlops.registry import lookups as registry
+
+if TYPE_CHECKING:  # imported when first used: see registry.lookups
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class ModelWatcher(Generic[M]):
         self._listeners.append(listener)
 
     def _client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
         return MlflowClient(tracking_uri=self.tracking_uri)
 
     def check_once(self) -> tuple[str | None, str | None, bool]:
