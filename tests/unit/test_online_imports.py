@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sentiment_mlops.registry.smoke_check import SMOKE_TEXTS, check_predictions, check_python_model
+from sentiment_mlops.registry.smoke_check import SMOKE_LABELS, SMOKE_TEXTS, check_predictions, check_python_model
 
 
 def test_importing_the_online_app_does_not_import_pyspark() -> None:
@@ -28,11 +28,14 @@ class _Pred:
 
 
 class _Model:
+    """Right on every smoke text, except that `label` and `probability` replace the first answer."""
+
     def __init__(self, label: int, probability: float | None) -> None:
-        self.pred = _Pred(label, probability)
+        self.first = _Pred(label, probability)
 
     def predict(self, texts):  # type: ignore[no-untyped-def]
-        return [self.pred for _ in texts]
+        right = [_Pred(y, 0.9 if y else 0.1) for y in SMOKE_LABELS]
+        return [self.first, *right[1:]][: len(texts)]
 
 
 def test_smoke_check_accepts_labels_and_probabilities() -> None:

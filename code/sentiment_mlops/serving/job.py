@@ -393,7 +393,7 @@ def build_state(spark: SparkSession, args: argparse.Namespace) -> ServingState:
         name=args.model_name,
         stage_or_alias=args.model_stage,
         loader=spark_model_loader(spark, args.model_flavor),
-        smoke_check=spark_smoke_check(spark),
+        smoke_check=spark_smoke_check(spark, passthrough=("id", "source")),
         poll_seconds=args.reload_interval_seconds,
     )
     return ServingState(
