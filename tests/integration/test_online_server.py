@@ -275,7 +275,9 @@ def test_hot_swap_under_load(server: ServerProcess, registered: Registered) -> N
     """Requests keep flowing while the alias moves: no errors, and once /reload has returned every
     new request is answered by the new version."""
     old = serve(server, registered, "logisticregression")
-    new = registered.versions["randomforest"]
+    # LinearSVC, not RandomForest: a forest fit on the small test sample falls below the swap check's
+    # accuracy floor on clear tweets and is (rightly) refused.
+    new = registered.versions["linearsvc"]
     texts = [t for t in registered.trained.texts if isinstance(t, str)][:20]
     stop = threading.Event()
     results: list[list[tuple[float, int, str | None]]] = [[] for _ in range(4)]
@@ -463,13 +465,13 @@ def test_unavailable_until_a_usable_version_exists(
         assert retried.status_code == 503 and reason in retried.json()["detail"], retried.text
         assert proc.client.get("/health").status_code == 503
 
-        registered.point(registered.versions["randomforest"], alias)
+        registered.point(registered.versions["linearsvc"], alias)
         reload = proc.client.post("/reload")
         assert reload.status_code == 200 and reload.json()["changed"] is True, reload.text
         assert proc.client.get("/health").status_code == 200
         assert (
             proc.client.post("/predict", json={"text": "hello"}).json()["model_version"]
-            == (registered.versions["randomforest"])
+            == (registered.versions["linearsvc"])
         )
     finally:
         proc.stop()
