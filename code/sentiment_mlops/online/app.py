@@ -8,6 +8,7 @@ only awaits the background reload (see :mod:`state`), so it never takes a pool t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,7 +28,7 @@ def create_app(config: ServerConfig, server: OnlineServer | None = None, start: 
     state = server or OnlineServer(config)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start:
             state.start()
         try:

@@ -83,7 +83,7 @@ def header_timeout_protocol(header_timeout: float) -> type:
     except ImportError:  # httptools is optional; h11 always ships with uvicorn
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
 
-    class HeaderTimeoutProtocol(Base):  # type: ignore[misc, valid-type]
+    class HeaderTimeoutProtocol(Base):
         _header_timer: asyncio.TimerHandle | None = None
         _waiting_for: Any = None  # the cycle that was current when the timer was armed
 

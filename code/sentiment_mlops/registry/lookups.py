@@ -95,7 +95,7 @@ def resolve_version(client: MlflowClient, name: str, stage_or_alias: str) -> Res
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
-    return ResolvedVersion(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, source=mv.source)
+    return ResolvedVersion(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, source=mv.source or "")
 
 
 def promote(client: MlflowClient, name: str, version: str, alias: str = PRODUCTION_ALIAS) -> None:

@@ -47,7 +47,8 @@ DEFAULT_SMOKE_MIN_ACCURACY = 0.75
 
 
 class _Predicted(Protocol):
-    label: int
+    @property
+    def label(self) -> int: ...
 
     @property
     def probability(self) -> float | None: ...
