@@ -44,6 +44,11 @@ def test_trains_registers_and_promotes_all_three(first_run, mlflow_server: str) 
         assert set(info["validation"]) == {"accuracy", "precision", "recall", "f1", "auc"}
         artifacts = {a.path for a in client.list_artifacts(info["run_id"], "plots")}
         assert artifacts == {f"plots/confusion_matrix_{key}.png", f"plots/roc_{key}.png"}
+        # each algorithm's own model passes the gate too, so the reference's custom model selection
+        # (serving_model_name=<base>-logisticregression, stage Production) finds a version
+        assert info["promotion"]["promote"] is True
+        assert client.get_model_version_by_alias(info["registered_model"], "production").version == info["version"]
+        assert client.get_model_version_by_alias(info["registered_model"], "candidate").version == info["version"]
     assert first_run.promotion["promote"] is True
     best = client.get_model_version_by_alias(f"{BASE}-best", "production")
     assert best.run_id == first_run.models[first_run.best_model]["run_id"]

@@ -89,6 +89,7 @@ class ModelResult:
     run_id: str = ""
     registered_name: str = ""
     registered_version: str = ""
+    promotion: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -431,7 +432,18 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
             client.set_registered_model_alias(
                 result.registered_name, registry.CANDIDATE_ALIAS, result.registered_version
             )
-            log.info("registered %s v%s", result.registered_name, result.registered_version)
+            # Each algorithm's own model gets its own production alias through the same gate, so
+            # `serving_model_name=<base>-logisticregression` with stage Production has a version.
+            result.promotion = gate_and_promote(
+                client, result, result.registered_name, result.registered_version, alias, test, args
+            ).as_dict()
+            log.info(
+                "registered %s v%s (@%s: %s)",
+                result.registered_name,
+                result.registered_version,
+                alias,
+                result.promotion["reason"],
+            )
         timings["mlflow_log_and_register"] = time.perf_counter() - t0
 
         best_version = register(client, best, best_name)
@@ -471,6 +483,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
                 "run_id": result.run_id,
                 "registered_model": result.registered_name,
                 "version": result.registered_version,
+                "promotion": result.promotion,
             }
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         summary.best_model_path = join_uri(args.output, f"best-model-{stamp}")
