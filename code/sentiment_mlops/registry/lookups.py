@@ -149,9 +149,7 @@ def resolve_version(client: MlflowClient, name: str, stage_or_alias: str) -> Res
             raise
         stage = None if value.isdigit() else stage_for(value)
         return newest_in_stage(client, name, stage) if stage else None
-    return ResolvedVersion(
-        name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, source=mv.source, via=via
-    )
+    return ResolvedVersion(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, source=mv.source, via=via)
 
 
 def promote(client: MlflowClient, name: str, version: str, alias: str = PRODUCTION_ALIAS) -> None:
