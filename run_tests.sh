@@ -14,5 +14,7 @@ fi
 export PATH="$ROOT/.venv/bin:$PATH"
 echo "[tests] ruff check"
 ruff check .
+echo "[tests] import rules (lint-imports)"
+lint-imports
 echo "[tests] pytest"
 exec python -m pytest "$@"

@@ -288,6 +288,18 @@ def test_best_model_info_from_latest_run_then_registry(registry_client: Any) -> 
     )
     assert (served["name"], served["version"], served["alias"]) == (name, str(mv.version), "production")
     assert served["model_uri"] == f"models:/{name}@production"
+
+    # The reference's custom model selection, with the version moved to Production in the MLflow UI:
+    # no alias on that model, so the newest version in the stage serves.
+    custom = "twitter-sentiment-model-logisticregression"
+    registry_client.create_registered_model(custom)
+    cv = registry_client.create_model_version(custom, f"runs:/{child}/model", child)
+    registry_client.transition_model_version_stage(custom, cv.version, "Production")
+    served = serving_tasks.model_to_serve(
+        AirflowConfig(serving_model_name=custom, serving_model_stage="Production"), client=registry_client
+    )
+    assert (served["version"], served["resolved_by"]) == (str(cv.version), "stage")
+    assert served["model_uri"] == f"models:/{custom}/Production"
     with pytest.raises(TaskError, match="not found in the MLflow registry.*serving_model_name"):
         serving_tasks.model_to_serve(AirflowConfig(serving_model_name="no-such-model"), client=registry_client)
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sentiment_mlops.features.text_cleaning import cleaning_sql
-from sentiment_mlops.online import spark_free_model as sfm
+from sentiment_mlops.online import model as sfm
 from sentiment_mlops.training.model_catalog import MODEL_SPECS
 
 pytestmark = pytest.mark.integration
@@ -192,7 +192,7 @@ def test_loads_and_predicts_without_a_jvm(trained: TrainedModels) -> None:
     """In a fresh interpreter: no SparkContext, no Java gateway, no child process."""
     code = f"""
 import json, os, sys
-from sentiment_mlops.online.spark_free_model import load_model
+from sentiment_mlops.online.model import load_model
 model = load_model({trained.runs_uri("logisticregression")!r}, {trained.tracking_uri!r})
 preds = model.predict(["what a lovely day", "worst day ever"])
 from pyspark import SparkContext

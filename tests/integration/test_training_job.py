@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sentiment_mlops.core.storage import local_path
@@ -44,6 +45,18 @@ def test_trains_registers_and_promotes_all_three(first_run, mlflow_server: str) 
         assert set(info["validation"]) == {"accuracy", "precision", "recall", "f1", "auc"}
         artifacts = {a.path for a in client.list_artifacts(info["run_id"], "plots")}
         assert artifacts == {f"plots/confusion_matrix_{key}.png", f"plots/roc_{key}.png"}
+        # each algorithm's own model goes through the gate too, so the reference's custom model
+        # selection (serving_model_name=<base>-logisticregression, stage Production) finds a version
+        assert client.get_model_version_by_alias(info["registered_model"], "candidate").version == info["version"]
+        if info["test"]["accuracy"] >= 0.6:
+            assert info["promotion"]["promote"] is True
+            production = client.get_model_version_by_alias(info["registered_model"], "production")
+            assert production.version == info["version"]
+        else:  # on 4,000 tweets a model can stay below the gate's minimum: then it gets no alias
+            assert "below the minimum" in info["promotion"]["reason"]
+            with pytest.raises(MlflowException):
+                client.get_model_version_by_alias(info["registered_model"], "production")
+    assert first_run.models[first_run.best_model]["promotion"]["promote"] is True
     assert first_run.promotion["promote"] is True
     best = client.get_model_version_by_alias(f"{BASE}-best", "production")
     assert best.run_id == first_run.models[first_run.best_model]["run_id"]

@@ -8,10 +8,7 @@ from typing import Any
 import pytest
 from fastapi import HTTPException
 
-try:
-    from sentiment_mlops.online.protocol import extract_texts
-except ImportError:  # before the online server's split into online/protocol.py
-    from sentiment_mlops.online.server import extract_texts  # type: ignore[no-redef]
+from sentiment_mlops.online.protocol import extract_texts
 
 MAX = 5
 

@@ -26,6 +26,9 @@ LOCAL_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.extraJavaOptions": "-Xss16m",  # Java regex recursion on long tweets
+    # Python workers connect back to the JVM within this time (default 15 s); on a loaded 2-core machine
+    # a new worker took longer and failed the stream with "Python worker failed to connect back".
+    "spark.python.authenticate.socketTimeout": "120s",
 }
 
 

@@ -29,6 +29,7 @@ from sentiment_mlops.core.spark_session import get_spark, job_settings
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
+from sentiment_mlops.registry.smoke_check import spark_smoke_check
 from sentiment_mlops.serving import crash_point
 from sentiment_mlops.serving import parsing as serving_parse
 from sentiment_mlops.serving import sinks as serving_sinks
@@ -59,7 +60,6 @@ OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("batch_id", "bigint"),
 )
 QUARANTINE_COLUMNS = ("source", "source_row", "raw", "error", "quarantined_at")  # + date, batch_id folders
-SMOKE_TEXTS = ("i love this, what a great day", "this is terrible and i hate it")
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -140,19 +140,6 @@ def spark_model_loader(spark: SparkSession, flavor: str):  # type: ignore[no-unt
         return score_spark
 
     return load
-
-
-def smoke_check(spark: SparkSession):  # type: ignore[no-untyped-def]
-    """A candidate model must score two known texts into 0/1 before it may serve."""
-
-    def check(score) -> None:  # type: ignore[no-untyped-def]
-        df = spark.createDataFrame([(t,) for t in SMOKE_TEXTS], "text string")
-        rows = score(df).select("prediction").collect()
-        values = {float(r[0]) if r[0] is not None else None for r in rows}
-        if len(rows) != len(SMOKE_TEXTS) or not values <= {0.0, 1.0}:
-            raise ValueError(f"smoke prediction gave {sorted(map(str, values))}, expected 0/1")
-
-    return check
 
 
 # --- one micro-batch ------------------------------------------------------------------------
@@ -408,7 +395,7 @@ def build_state(spark: SparkSession, args: argparse.Namespace) -> ServingState:
         name=args.model_name,
         stage_or_alias=args.model_stage,
         loader=spark_model_loader(spark, args.model_flavor),
-        smoke_check=smoke_check(spark),
+        smoke_check=spark_smoke_check(spark, passthrough=("id", "source")),
         poll_seconds=args.reload_interval_seconds,
     )
     return ServingState(

@@ -198,7 +198,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=tracking.PARENT_RUN_NAME) as parent:
         summary.parent_run_id = parent.info.run_id
         tracking.log_run_inputs(mlflow, args, load_report, summary.split_counts)
-        tracking.log_and_register_models(mlflow, client, results, test, args, Path(tmp))
+        tracking.log_and_register_models(mlflow, client, results, test, args, Path(tmp), alias)
         timings["mlflow_log_and_register"] = time.perf_counter() - t0
         summary.promotion = tracking.register_and_promote_best(mlflow, client, best, test, args, alias)
         summary.models = report.model_entries(results)

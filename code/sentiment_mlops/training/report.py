@@ -62,6 +62,7 @@ def model_entries(results: list[ModelResult]) -> dict[str, dict[str, object]]:
             "run_id": result.run_id,
             "registered_model": result.registered_name,
             "version": result.registered_version,
+            "promotion": result.promotion,
         }
         for result in results
     }

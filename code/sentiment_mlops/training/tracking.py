@@ -121,16 +121,27 @@ def register(client, result: ModelResult, name: str) -> str:  # type: ignore[no-
 
 
 def log_and_register_models(  # type: ignore[no-untyped-def]
-    mlflow, client, results: list[ModelResult], test: DataFrame, args: argparse.Namespace, workdir: Path
+    mlflow, client, results: list[ModelResult], test: DataFrame, args: argparse.Namespace, workdir: Path, alias: str
 ) -> None:
     """Each model: its nested run, then its own registered model (one per algorithm) with the
-    candidate alias. Sets each result's run id and registered name and version."""
+    candidate alias and, through the same gate as the best model, its own `alias` (production), so
+    `serving_model_name=<base>-logisticregression` with stage Production has a version. Sets each
+    result's run id, registered name and version, and gate decision."""
     for result in results:
         log_model_run(mlflow, result, test, args, workdir)
         result.registered_name = registry.registered_name(args.registered_model_name, result.key)
         result.registered_version = register(client, result, result.registered_name)
         client.set_registered_model_alias(result.registered_name, registry.CANDIDATE_ALIAS, result.registered_version)
-        log.info("registered %s v%s", result.registered_name, result.registered_version)
+        result.promotion = gate_and_promote(
+            client, result, result.registered_name, result.registered_version, alias, test, args
+        ).as_dict()
+        log.info(
+            "registered %s v%s (@%s: %s)",
+            result.registered_name,
+            result.registered_version,
+            alias,
+            result.promotion["reason"],
+        )
 
 
 def current_production_accuracy(

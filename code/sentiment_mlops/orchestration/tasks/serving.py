@@ -36,8 +36,8 @@ def model_to_serve(cfg: AirflowConfig, client: Any = None) -> dict:
     if resolved is None:
         raise TaskError(
             f"model {registry.model_uri(cfg.serving_model_name, cfg.serving_model_stage)} not found in the MLflow "
-            f"registry at {cfg.mlflow_tracking_uri} (Variables serving_model_name / serving_model_stage); "
-            "run the training pipeline first"
+            f"registry at {cfg.mlflow_tracking_uri}: no such alias, and no version in that stage "
+            "(Variables serving_model_name / serving_model_stage); run the training pipeline first"
         )
     tags = dict(client.get_model_version(resolved.name, resolved.version).tags or {})
     return {
@@ -45,7 +45,8 @@ def model_to_serve(cfg: AirflowConfig, client: Any = None) -> dict:
         "version": resolved.version,
         "alias": resolved.alias,
         "run_id": resolved.run_id,
-        "model_uri": registry.model_uri(cfg.serving_model_name, cfg.serving_model_stage),
+        "model_uri": resolved.requested_uri,
+        "resolved_by": resolved.via,
         "model_type": tags.get("model_type"),
         "test_accuracy": tags.get("test_accuracy"),
     }
