@@ -89,6 +89,7 @@ def test_first_load_serves_the_alias_version(reg: Registry) -> None:
         "reload_failures": 0,
         "registry_errors": 0,
         "rejected_versions": {},
+        "transient_load_failures": 0,
     }
     assert w.stats.last_check_at is not None
 
