@@ -155,30 +155,8 @@ class ModelWatcher(Generic[M]):
                 model = self._loader(resolved.uri)
                 self._smoke_check(model)
             except Exception as exc:  # any failure of a candidate keeps the current model serving
-                reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-                self.stats.reload_failures += 1
-                if is_transient_failure(exc):
-                    self.stats.transient_load_failures += 1
-                    log.warning(
-                        "could not load %s v%s (%s): server unreachable, retried next poll",
-                        self.name,
-                        resolved.version,
-                        reason,
-                    )
-                    if old is None:
-                        raise
-                    return old.version, old.version, False
-                self.stats.rejected_versions[resolved.version] = reason
-                log.error(
-                    "rejected %s v%s (%s); still serving %s",
-                    self.name,
-                    resolved.version,
-                    reason,
-                    f"v{old.version}" if old else "nothing",
-                )
-                if old is None:
-                    raise
-                return old.version, old.version, False
+                self._record_failure(resolved.version, exc, old)
+                return old.version, old.version, False  # type: ignore[union-attr]  # old is set here
             new = LoadedModel(
                 model=model,
                 name=self.name,
@@ -199,6 +177,22 @@ class ModelWatcher(Generic[M]):
             for listener in self._listeners:
                 listener(old, new)
             return (old.version if old else None), new.version, True
+
+    def _record_failure(self, version: str, exc: Exception, old: LoadedModel[M] | None) -> None:
+        """Count a failed candidate: remembered as rejected unless a server could not be reached (then
+        it is tried again on the next poll). Re-raises when nothing serves yet."""
+        text = str(exc).strip()
+        reason = f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+        self.stats.reload_failures += 1
+        if is_transient_failure(exc):
+            self.stats.transient_load_failures += 1
+            log.warning("could not load %s v%s (%s): server unreachable, retried next poll", self.name, version, reason)
+        else:
+            self.stats.rejected_versions[version] = reason
+            serving = f"v{old.version}" if old else "nothing"
+            log.error("rejected %s v%s (%s); still serving %s", self.name, version, reason, serving)
+        if old is None:
+            raise exc
 
     def forget_rejected(self) -> None:
         """Let the next check retry versions rejected earlier (e.g. after an operator fixed them)."""
