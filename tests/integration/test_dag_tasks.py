@@ -107,9 +107,10 @@ def test_validate_input_local_bucket_folder_and_errors(store: LocalStore) -> Non
         common.validate_input(AirflowConfig(), "gs://acme-raw/missing.csv", store=store)
     with pytest.raises(TaskError, match="about 150 rows; at least 1000"):
         common.validate_input(AirflowConfig(), "gs://acme-raw/raw/a.csv", min_rows=1000, store=store)
-    (folder.parent / "notes.txt").write_text("no commas here\n" * 200)
-    with pytest.raises(TaskError, match="does not look like CSV"):
+    (folder.parent / "notes.txt").write_text("secret diary entry no commas\n" * 200)
+    with pytest.raises(TaskError, match="does not look like CSV") as err:
         common.validate_input(AirflowConfig(), "gs://acme-raw/notes.txt", store=store)
+    assert "secret" not in str(err.value) and "diary" not in str(err.value)  # the input's contents stay out
     with pytest.raises(TaskError, match="must be a gs:// URI"):
         common.validate_input(AirflowConfig(**DATAPROC), "/local/file.csv", store=store)
 

@@ -62,7 +62,11 @@ def _sample_csv(store: Store, input_uri: str) -> tuple[list[tuple[str, int]], by
         raise TaskError(f"input {input_uri} is empty")
     first_line = sample.split(b"\n", 1)[0]
     if b"," not in first_line:
-        raise TaskError(f"input {first_uri} does not look like CSV (first line has no comma): {first_line[:120]!r}")
+        # Only the shape goes into the error: task errors reach logs, XComs and notifications, and
+        # the input's contents (tweets, possibly personal data) must not.
+        raise TaskError(
+            f"input {first_uri} does not look like CSV: its first line ({len(first_line)} bytes) has no comma"
+        )
     return files, sample
 
 
