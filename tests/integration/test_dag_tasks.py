@@ -449,7 +449,9 @@ def test_read_batch_metrics_folder_and_jsonl(store: LocalStore) -> None:
     assert [r["batch_id"] for r in serving_tasks.read_batch_metrics(store, "gs://pred-bucket/m", last=3)] == [4, 5, 6]
     lines = "".join(json.dumps(_metrics_record(i, now + timedelta(seconds=i))) + "\n" for i in range(4)) + "{partial"
     store.write_bytes("gs://pred-bucket/batches.jsonl", lines.encode())
-    assert [r["batch_id"] for r in serving_tasks.read_batch_metrics(store, "gs://pred-bucket/batches.jsonl", last=2)] == [2, 3]
+    assert [
+        r["batch_id"] for r in serving_tasks.read_batch_metrics(store, "gs://pred-bucket/batches.jsonl", last=2)
+    ] == [2, 3]
     assert serving_tasks.read_batch_metrics(store, "gs://pred-bucket/none") == []
 
 
