@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import Param, chain, dag, task
 
 from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, from_airflow_variables
-from sentiment_mlops.orchestration.task_context import pulled_config, run_tag
+from sentiment_mlops.orchestration.task_context import pulled_config, run_tag, task_attempt
 from sentiment_mlops.orchestration.tasks import reports, serving
 from sentiment_mlops.orchestration.tasks.common import check_mlflow
 
@@ -87,7 +87,10 @@ def sentiment_model_serving() -> None:
             starting_offsets=params.get("starting_offsets"),
             dead_letter_topic=params.get("dead_letter_topic"),
         )
-        return serving.deploy_serving_job(cfg, job, replace_running=bool(params["replace_running"]))
+        # A retried deploy attaches to the job it submitted before; replace_running never cancels it.
+        return serving.deploy_serving_job(
+            cfg, job, replace_running=bool(params["replace_running"]), attempt=task_attempt(context)
+        )
 
     @task
     def wait_for_streaming_job(**context: Any) -> dict[str, Any]:
