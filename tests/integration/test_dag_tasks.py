@@ -649,3 +649,49 @@ def test_run_job_retry_attaches_or_resubmits() -> None:
     backend.jobs["sentiment-training-full-t"]["state"] = "CANCELLED"  # killed with its task
     assert run(3)["job_id"] == "sentiment-training-full-t-t3" and len(backend.submitted) == 2
     assert run(4)["job_id"] == "sentiment-training-full-t-t3"  # the newest attempt's job decides
+
+
+def test_serving_wait_trigger_polls_in_the_triggerer(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import importlib
+    import time
+
+    from sentiment_mlops.orchestration.triggers import ServingJobTrigger
+
+    cfg = AirflowConfig()
+    paths = common.serving_paths(cfg)
+    backend = FakeBackend()
+    backend.add("s1", "RUNNING", {"app": "sentiment-serving"}, [f"--metrics-path={paths['metrics']}"])
+    monkeypatch.setattr(serving_tasks, "job_backend", lambda c: backend)
+    monkeypatch.setattr(serving_tasks, "store_for", lambda c: store)
+    now = time.time()
+    trigger = ServingJobTrigger(cfg.as_dict(), "s1", since=now, deadline=now + 60, timeout_s=60, poll_s=0.05)
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    trigger = getattr(importlib.import_module(module), name)(**kwargs)  # what the triggerer does
+
+    async def first_event(t: ServingJobTrigger) -> dict:
+        async for event in t.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    async def batch_later() -> dict:
+        task = asyncio.create_task(first_event(trigger))
+        await asyncio.sleep(0.3)
+        assert not task.done()  # RUNNING without a batch: still polling
+        record = json.dumps(_metrics_record(1, datetime.now(UTC))) + "\n"
+        store.write_bytes(f"{paths['metrics']}/batch-0000000001.json", record.encode())
+        return await asyncio.wait_for(task, 10)
+
+    event = asyncio.run(batch_later())
+    assert event["status"] == "ok" and event["result"]["first_batch"]["batch_id"] == 1
+
+    backend.jobs["s1"]["submitted_at"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()  # batch is older
+    late = ServingJobTrigger(cfg.as_dict(), "s1", since=now, deadline=now - 1, timeout_s=30, poll_s=0.05)
+    event = asyncio.run(first_event(late))
+    assert event["status"] == "error" and "did not reach its first batch within 30s" in event["message"]
+    backend.jobs["s1"]["state"] = "ERROR"
+    event = asyncio.run(first_event(trigger))
+    assert (
+        event["status"] == "error" and "ended ERROR" in event["message"] and "ValueError: bad input" in event["message"]
+    )

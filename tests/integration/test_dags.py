@@ -90,6 +90,33 @@ def test_training_tasks_are_deferrable_dataproc_operators(dagbag: Any) -> None:
         assert "job" in op.template_fields and "sentiment_config" in op.template_fields
 
 
+def test_serving_wait_defers_to_a_trigger(dagbag: Any) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from sentiment_mlops.orchestration.config import AirflowConfig
+    from sentiment_mlops.orchestration.tasks.common import TaskError
+    from sentiment_mlops.orchestration.triggers import ServingJobTrigger
+
+    op = dagbag.dags["sentiment_model_serving"].get_task("wait_for_streaming_job")
+    deployment = {"submitted": True, "job_id": "sentiment-serving-file-t"}
+
+    class TI:
+        def xcom_pull(self, task_ids: str) -> Any:
+            return {"config": AirflowConfig().as_dict()} if task_ids == "validate_mlflow" else deployment
+
+    context = {"ti": TI(), "params": {"wait_timeout_seconds": 120, "require_first_batch": True}}
+    with pytest.raises(TaskDeferred) as deferred:  # no worker slot held while polling
+        op.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ServingJobTrigger) and trigger.job_id == "sentiment-serving-file-t"
+    assert trigger.deadline - trigger.since == 120 and trigger.require_first_batch
+    assert op.execute_complete(context, {"status": "ok", "result": {"state": "RUNNING"}}) == {"state": "RUNNING"}
+    with pytest.raises(TaskError, match="ended ERROR"):
+        op.execute_complete(context, {"status": "error", "message": "serving job x ended ERROR"})
+    deployment["submitted"] = False
+    assert op.execute(context)["state"] == "NOT_SUBMITTED"
+
+
 # --- the first task: Variables -------------------------------------------------------------------
 
 

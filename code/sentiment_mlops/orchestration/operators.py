@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 from airflow.exceptions import AirflowException
 from airflow.providers.google.cloud.links.dataproc import DataprocJobLink
 from airflow.providers.google.cloud.operators import dataproc as provider
 from airflow.providers.google.cloud.triggers.dataproc import DataprocSubmitTrigger
+from airflow.sdk import BaseOperator
 from google.api_core.exceptions import AlreadyExists
 from google.cloud.dataproc_v1 import JobStatus
 
@@ -15,8 +18,9 @@ from sentiment_mlops.backends.gcp.dataproc_backend import DataprocJobBackend
 from sentiment_mlops.orchestration.backends import gcs_store
 from sentiment_mlops.orchestration.config import AirflowConfig
 from sentiment_mlops.orchestration.job_attempts import job_for_attempt
-from sentiment_mlops.orchestration.task_context import task_attempt
+from sentiment_mlops.orchestration.task_context import pulled_config, task_attempt
 from sentiment_mlops.orchestration.tasks import common
+from sentiment_mlops.orchestration.triggers import ServingJobTrigger
 
 
 class SentimentTrainingJobOperator(provider.DataprocSubmitJobOperator):
@@ -82,3 +86,39 @@ class SentimentTrainingJobOperator(provider.DataprocSubmitJobOperator):
             )
         self.hook.wait_for_job(job_id=job_id, region=self.region, project_id=self.project_id, timeout=self.wait_timeout)
         return job_id
+
+
+class ServingJobWaitOperator(BaseOperator):
+    """The serving DAG's wait for its deployed job (RUNNING, first batch written), deferred to
+    triggers.ServingJobTrigger so no worker slot is held while it polls. Reads the configuration from
+    `config_task_id`'s XCom, the deployment from `deploy_task_id`'s, and the `wait_timeout_seconds`
+    and `require_first_batch` params. Returns what tasks.serving.check_serving_job returns, or
+    state NOT_SUBMITTED in test mode; fails with the trigger's message."""
+
+    def __init__(self, *, config_task_id: str, deploy_task_id: str, poll_s: float = 10, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_task_id, self.deploy_task_id, self.poll_s = config_task_id, deploy_task_id, poll_s
+
+    def execute(self, context: Any) -> Any:
+        cfg, _ = pulled_config(context["ti"], self.config_task_id)
+        deployment = context["ti"].xcom_pull(task_ids=self.deploy_task_id)
+        if not deployment["submitted"]:
+            return {"job_id": deployment["job_id"], "state": "NOT_SUBMITTED", "reason": "serving_deploy_mode=test"}
+        params = context["params"]
+        timeout_s, now = float(params["wait_timeout_seconds"]), time.time()
+        trigger = ServingJobTrigger(
+            cfg.as_dict(),
+            deployment["job_id"],
+            since=now,
+            deadline=now + timeout_s,
+            timeout_s=timeout_s,
+            require_first_batch=bool(params["require_first_batch"]),
+            poll_s=self.poll_s,
+        )
+        # The trigger's own deadline fails the wait with the driver log; this one only guards the triggerer.
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=timeout_s + 300))
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if event["status"] != "ok":
+            raise common.TaskError(event["message"])
+        return event["result"]

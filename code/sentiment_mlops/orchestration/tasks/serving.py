@@ -242,6 +242,48 @@ def first_batch_since(store: Store, metrics_uri: str, predictions_uri: str, sinc
     return None
 
 
+def check_serving_job(
+    cfg: AirflowConfig,
+    job_id: str,
+    since: float,
+    require_first_batch: bool = True,
+    timed_out_after: float | None = None,
+    backend: JobBackend | None = None,
+    store: Store | None = None,
+) -> dict | None:
+    """One look at a deployed serving job: its result once it is RUNNING and (with
+    `require_first_batch`) has written a batch after `since` (epoch s, used when the job has no
+    submit time); None to look again. A job that ended, or one not there yet when the wait's
+    timeout (`timed_out_after` seconds) has passed, fails
+    (TaskError, with the driver log tail). One poll of wait_for_serving_job and of the trigger."""
+    backend = backend or job_backend(cfg)
+    job = backend.get(job_id)
+    state = job["state"]
+    if state in DATAPROC_TERMINAL:
+        raise TaskError(
+            f"serving job {job_id} ended {state}: {job['details']}" + tail_text(backend.log_tail(job_id, 50))
+        )
+    if state == "RUNNING":
+        if not require_first_batch:
+            return {"job_id": job_id, "state": state, "first_batch": None}
+        paths = serving_paths(cfg)
+        metrics_uri = job_arg(job, "--metrics-path") or paths["metrics"]
+        predictions_uri = join_uri(job_arg(job, "--output-path") or paths["output"], "predictions")
+        submitted = _parse_time(job.get("submitted_at")) or since
+        batch = first_batch_since(store or store_for(cfg), metrics_uri, predictions_uri, submitted)
+        if batch is not None:
+            log.info("serving job %s is RUNNING; first batch: %s", job_id, batch)
+            return {"job_id": job_id, "state": state, "first_batch": batch}
+    if timed_out_after is not None:
+        waited = "its first batch" if state == "RUNNING" else "RUNNING"
+        raise TaskError(
+            f"serving job {job_id} is {state} and did not reach {waited} within {timed_out_after:.0f}s "
+            f"(input: {job_arg(job, '--input-path') or job_arg(job, '--kafka-topic')})"
+            + tail_text(backend.log_tail(job_id, 50))
+        )
+    return None
+
+
 def wait_for_serving_job(
     cfg: AirflowConfig,
     job_id: str,
@@ -254,35 +296,14 @@ def wait_for_serving_job(
     clock: Callable[[], float] = time.monotonic,
 ) -> dict:
     """Until the job is RUNNING and has written its first batch; a job that ends, or a timeout,
-    fails with the driver log tail."""
+    fails with the driver log tail. Blocks (the DAG defers to triggers.ServingJobTrigger instead)."""
     backend = backend or job_backend(cfg)
     store = store or store_for(cfg)
-    paths = serving_paths(cfg)
     deadline = clock() + timeout_s
     started = time.time()
     while True:
-        job = backend.get(job_id)
-        state = job["state"]
-        metrics_uri = job_arg(job, "--metrics-path") or paths["metrics"]
-        predictions_uri = join_uri(job_arg(job, "--output-path") or paths["output"], "predictions")
-        if state in DATAPROC_TERMINAL:
-            raise TaskError(
-                f"serving job {job_id} ended {state}: {job['details']}" + tail_text(backend.log_tail(job_id, 50))
-            )
-        if state == "RUNNING":
-            if not require_first_batch:
-                return {"job_id": job_id, "state": state, "first_batch": None}
-            batch = first_batch_since(
-                store, metrics_uri, predictions_uri, _parse_time(job.get("submitted_at")) or started
-            )
-            if batch is not None:
-                log.info("serving job %s is RUNNING; first batch: %s", job_id, batch)
-                return {"job_id": job_id, "state": state, "first_batch": batch}
-        if clock() >= deadline:
-            waited = "its first batch" if state == "RUNNING" else "RUNNING"
-            raise TaskError(
-                f"serving job {job_id} is {state} and did not reach {waited} within {timeout_s:.0f}s "
-                f"(input: {job_arg(job, '--input-path') or job_arg(job, '--kafka-topic')})"
-                + tail_text(backend.log_tail(job_id, 50))
-            )
+        timed_out = timeout_s if clock() >= deadline else None
+        result = check_serving_job(cfg, job_id, started, require_first_batch, timed_out, backend, store)
+        if result is not None:
+            return result
         sleep(poll_s)
