@@ -3,11 +3,14 @@ training by backend, fail first on bad Variables; and one real `airflow dags tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +301,31 @@ def _airflow(env: dict[str, str], *args: str, timeout: float = 300) -> subproces
     )
 
 
+LOGICAL_DATE = "2026-01-04T03:00:00+00:00"
+RERUN_DAG = """
+import json, sys
+from datetime import datetime
+from airflow.dag_processing.dagbag import DagBag
+folder, dag_id, when, conf = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
+run = DagBag(folder).get_dag(dag_id).test(run_after=when, logical_date=when, run_conf=conf)
+print("DAG RUN", getattr(run.state, "value", run.state))
+sys.exit(0 if run.state == "success" else 1)
+"""
+
+
+def _wait_for_running_job(jobs_dir: Path, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """True once the local runner has started a training job's process (False: the run ended or timed out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        for record in jobs_dir.glob("sentiment-training-full-*.json"):
+            with contextlib.suppress(ValueError, OSError):
+                data = json.loads(record.read_text())
+                if data["pid"] and data["state"] in ("PENDING", "RUNNING"):  # the state is refreshed on reads
+                    return True
+        time.sleep(1)
+    return False
+
+
 @pytest.mark.integration
 def test_dags_test_sentiment_training_local_end_to_end(
     tmp_path: Path, sentiment_home: Path, mlflow_server: str, sample_csv: Path
@@ -323,9 +351,26 @@ def test_dags_test_sentiment_training_local_end_to_end(
         assert result.returncode == 0, result.stderr[-2000:]
 
     conf = {"input_path": str(sample_csv), "max_rows": 3000, "models": "lr,svc", "force_promote": True}
-    run = _airflow(env, "dags", "test", "sentiment_training_local", "-c", json.dumps(conf), timeout=900)
+    # The DAG run is killed (SIGKILL: no cleanup at all) once its training job runs, then run again. The
+    # CLI `airflow dags test` names each call's run after the current time, so this calls what it calls,
+    # DAG.test(), with a fixed run_after: the second call executes the same DAG run (same run_id) again,
+    # and train_models must attach to the job the killed run started, not start a second one.
+    args = [sys.executable, "-c", RERUN_DAG, str(DAGS_DIR), "sentiment_training_local", LOGICAL_DATE, json.dumps(conf)]
+    jobs_dir = sentiment_home / "run" / "jobs"
+    first = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        assert _wait_for_running_job(jobs_dir, first, timeout=600), "the first run never started its job"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
     output = run.stdout + run.stderr
-    assert run.returncode == 0 and "state=success" in output, output[-6000:]
+    assert run.returncode == 0 and "DAG RUN success" in output, output[-6000:]
+    assert "attaches to job sentiment-training-full-" in output, output[-6000:]
+    jobs = list(jobs_dir.glob("sentiment-training-full-*.json"))
+    assert [json.loads(j.read_text())["state"] for j in jobs] == ["DONE"]  # one job, attached to, DONE
 
     reports = list((sentiment_home / "buckets" / "e2e-sentiment-models" / "training").glob("*/training_report.md"))
     assert len(reports) == 1
@@ -342,8 +387,6 @@ def test_dags_test_sentiment_training_local_end_to_end(
     assert production is not None and production.run_id in {m["run_id"] for m in summary["models"].values()}
     artifacts = [a.path for a in client.list_artifacts(summary["parent_run_id"], "reports")]
     assert artifacts == ["reports/training_report.md"]
-    jobs = list((sentiment_home / "run" / "jobs").glob("sentiment-training-full-*-t1.json"))
-    assert [json.loads(j.read_text())["state"] for j in jobs] == ["DONE"]
 
     # A bad Variable fails the first task of a DAG, with the message naming it (real CLI, real Variables).
     assert _airflow(env, "variables", "set", "serving_deploy_mode", "prod").returncode == 0
