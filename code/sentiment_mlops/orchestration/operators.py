@@ -6,11 +6,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from airflow.exceptions import AirflowException
 from airflow.providers.google.cloud.links.dataproc import DataprocJobLink
 from airflow.providers.google.cloud.operators import dataproc as provider
 from airflow.providers.google.cloud.triggers.dataproc import DataprocSubmitTrigger
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
 from google.api_core.exceptions import AlreadyExists
 from google.cloud.dataproc_v1 import JobStatus
 
@@ -46,7 +46,7 @@ class SentimentTrainingJobOperator(provider.DataprocSubmitJobOperator):
         attempt = task_attempt(context)
         if cfg.is_local:
             return common.run_job(cfg, self.job, attempt=attempt)["job_id"]
-        self.project_id, self.region = cfg.gcp_project_id, cfg.gcp_region
+        self.project_id, self.region = str(cfg.gcp_project_id), cfg.gcp_region
         self.hook = provider.DataprocHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
         backend = DataprocJobBackend(str(self.project_id), self.region, self.hook, gcs_store(self.gcp_conn_id))
         self.job, existing = job_for_attempt(backend.find, self.job, attempt.try_number)
@@ -66,7 +66,8 @@ class SentimentTrainingJobOperator(provider.DataprocSubmitJobOperator):
         failed, or wait for it (deferred in the triggerer when `deferrable`)."""
         DataprocJobLink.persist(context=context, job_id=job_id, region=self.region, project_id=self.project_id)
         self.job_id = job_id  # on_kill cancels it: the job is this task's, whichever attempt submitted it
-        state = self.hook.get_job(project_id=self.project_id, region=self.region, job_id=job_id).status.state
+        hook = self.hook or provider.DataprocHook(gcp_conn_id=self.gcp_conn_id)
+        state = hook.get_job(project_id=self.project_id, region=self.region, job_id=job_id).status.state
         if state == JobStatus.State.DONE:
             return job_id
         if state in (JobStatus.State.ERROR, JobStatus.State.CANCELLED):
@@ -84,7 +85,7 @@ class SentimentTrainingJobOperator(provider.DataprocSubmitJobOperator):
                 ),
                 method_name="execute_complete",
             )
-        self.hook.wait_for_job(job_id=job_id, region=self.region, project_id=self.project_id, timeout=self.wait_timeout)
+        hook.wait_for_job(job_id=job_id, region=self.region, project_id=self.project_id, timeout=self.wait_timeout)
         return job_id
 
 
