@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.cloud import dataproc_v1
 
 from sentiment_mlops import jobs as job_spec
 from sentiment_mlops.backends.gcp.dataproc_backend import DataprocJobBackend
@@ -58,13 +57,20 @@ class FakeBackend:
             "submitted_at": _now(),
         }
 
-    def submit(self, job: dict, wait: bool = False, timeout: float | None = None) -> dict:
+    def submit(
+        self, job: dict, wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> dict:
+        if job["reference"]["job_id"] in self.jobs:  # like both real backends: attach, start nothing
+            return {**self.jobs[job["reference"]["job_id"]], "attached": True}
         self.submitted.append(job)
         self.add(job["reference"]["job_id"], self.submit_state, job["labels"], job["pyspark_job"]["args"])
         return dict(self.jobs[job["reference"]["job_id"]])
 
     def get(self, job_id: str) -> dict:
         return dict(self.jobs[job_id])
+
+    def find(self, job_id: str) -> dict | None:
+        return dict(self.jobs[job_id]) if job_id in self.jobs else None
 
     def list_active(self, labels: dict) -> list[dict]:
         return [
@@ -108,9 +114,10 @@ def test_validate_input_local_bucket_folder_and_errors(store: LocalStore) -> Non
         common.validate_input(AirflowConfig(), "gs://acme-raw/missing.csv", store=store)
     with pytest.raises(TaskError, match="about 150 rows; at least 1000"):
         common.validate_input(AirflowConfig(), "gs://acme-raw/raw/a.csv", min_rows=1000, store=store)
-    (folder.parent / "notes.txt").write_text("no commas here\n" * 200)
-    with pytest.raises(TaskError, match="does not look like CSV"):
+    (folder.parent / "notes.txt").write_text("secret diary entry no commas\n" * 200)
+    with pytest.raises(TaskError, match="does not look like CSV") as err:
         common.validate_input(AirflowConfig(), "gs://acme-raw/notes.txt", store=store)
+    assert "secret" not in str(err.value) and "diary" not in str(err.value)  # the input's contents stay out
     with pytest.raises(TaskError, match="must be a gs:// URI"):
         common.validate_input(AirflowConfig(**DATAPROC), "/local/file.csv", store=store)
 
@@ -288,18 +295,6 @@ def test_best_model_info_from_latest_run_then_registry(registry_client: Any) -> 
     )
     assert (served["name"], served["version"], served["alias"]) == (name, str(mv.version), "production")
     assert served["model_uri"] == f"models:/{name}@production"
-
-    # The reference's custom model selection, with the version moved to Production in the MLflow UI:
-    # no alias on that model, so the newest version in the stage serves.
-    custom = "twitter-sentiment-model-logisticregression"
-    registry_client.create_registered_model(custom)
-    cv = registry_client.create_model_version(custom, f"runs:/{child}/model", child)
-    registry_client.transition_model_version_stage(custom, cv.version, "Production")
-    served = serving_tasks.model_to_serve(
-        AirflowConfig(serving_model_name=custom, serving_model_stage="Production"), client=registry_client
-    )
-    assert (served["version"], served["resolved_by"]) == (str(cv.version), "stage")
-    assert served["model_uri"] == f"models:/{custom}/Production"
     with pytest.raises(TaskError, match="not found in the MLflow registry.*serving_model_name"):
         serving_tasks.model_to_serve(AirflowConfig(serving_model_name="no-such-model"), client=registry_client)
 
@@ -400,18 +395,95 @@ def test_deploy_test_mode_logs_the_job_and_submits_nothing(caplog: pytest.LogCap
     assert json.dumps(job, indent=2, sort_keys=True) in caplog.text
 
 
-def test_deploy_production_refuses_or_replaces_running_jobs() -> None:
+def test_deploy_production_refuses_or_replaces_jobs_on_its_checkpoint() -> None:
     cfg = AirflowConfig(serving_deploy_mode="production")
-    backend = FakeBackend()
-    backend.add("old-serving", "RUNNING", {"app": "sentiment-serving"})
-    backend.add("a-training", "RUNNING", {"app": "sentiment-training"})
     job = serving_tasks.build_serving_job(cfg, "tag1")
-    with pytest.raises(TaskError, match="already active: old-serving"):
+    label = job["labels"]["checkpoint"]
+    assert label == serving_tasks.checkpoint_label(common.serving_paths(cfg)["checkpoint"])
+    assert label.startswith("ckpt-") and len(label) == 21
+    backend = FakeBackend()
+    backend.add("old-serving", "RUNNING", {"app": "sentiment-serving", "checkpoint": label})
+    backend.add("kafka-serving", "RUNNING", {"app": "sentiment-serving", "checkpoint": "ckpt-0000000000000000"})
+    backend.add("a-training", "RUNNING", {"app": "sentiment-training"})
+    with pytest.raises(TaskError, match="already active on this checkpoint: old-serving"):
         serving_tasks.deploy_serving_job(cfg, job, backend=backend)
     result = serving_tasks.deploy_serving_job(cfg, job, replace_running=True, backend=backend)
-    assert result["submitted"] and result["job_id"] == "sentiment-serving-file-tag1"
-    assert result["replaced"] == ["old-serving"] and backend.cancelled == ["old-serving"]
+    assert result["submitted"] and result["job_id"] == "sentiment-serving-file-tag1" and not result["attached"]
+    assert result["replaced"] == ["old-serving"] and backend.cancelled == ["old-serving"]  # other checkpoints stay
     assert backend.submitted == [job]
+
+
+class SlowCancelBackend(FakeBackend):
+    """Dataproc's cancel: it returns while the driver still runs; the job ends some polls later."""
+
+    def __init__(self, polls_to_stop: int) -> None:
+        super().__init__()
+        self.polls_to_stop = polls_to_stop
+        self.events: list[str] = []
+
+    def cancel(self, job_id: str) -> dict:
+        self.cancelled.append(job_id)
+        self.events.append(f"cancel {job_id}")
+        return dict(self.jobs[job_id])  # still RUNNING
+
+    def get(self, job_id: str) -> dict:
+        if job_id in self.cancelled and self.jobs[job_id]["state"] == "RUNNING":
+            self.polls_to_stop -= 1
+            if self.polls_to_stop <= 0:
+                self.jobs[job_id]["state"] = "CANCELLED"
+                self.events.append(f"ended {job_id}")
+        return dict(self.jobs[job_id])
+
+    def submit(
+        self, job: dict, wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> dict:
+        self.events.append(f"submit {job['reference']['job_id']}")
+        return super().submit(job, wait, timeout, request_id)
+
+
+def test_replace_running_waits_for_the_old_driver_to_stop_before_submitting() -> None:
+    from sentiment_mlops.orchestration.job_attempts import TaskAttempt
+
+    cfg = AirflowConfig(serving_deploy_mode="production")
+    job = serving_tasks.build_serving_job(cfg, "tag2")
+    backend = SlowCancelBackend(polls_to_stop=3)
+    backend.add("old", "RUNNING", {"app": "sentiment-serving", "checkpoint": job["labels"]["checkpoint"]})
+    attempt = TaskAttempt("sentiment_model_serving", "manual__x", "deploy_streaming_job", 1)
+    kw: dict[str, Any] = {"sleep": lambda s: None, "poll_s": 1}
+    serving_tasks.deploy_serving_job(cfg, job, replace_running=True, backend=backend, attempt=attempt, **kw)
+    assert backend.events == ["cancel old", "ended old", "submit sentiment-serving-file-tag2"]
+
+    stuck = SlowCancelBackend(polls_to_stop=10**6)
+    stuck.add("old", "RUNNING", {"app": "sentiment-serving", "checkpoint": job["labels"]["checkpoint"]})
+    clock = iter(range(0, 10_000, 10))
+    with pytest.raises(TaskError, match="still RUNNING 60s after its cancel"):
+        serving_tasks.deploy_serving_job(
+            cfg, job, replace_running=True, backend=stuck, timeout_s=60, clock=lambda: next(clock), **kw
+        )
+    assert stuck.submitted == []  # never a second driver on the checkpoint
+
+
+def test_retried_deploy_with_replace_running_keeps_its_own_job() -> None:
+    """Attempt 1 submitted and died; attempt 2 (replace_running) must not cancel that job: it attaches.
+    When that job has failed, attempt 3 submits `-t3` (and still cancels nothing of its own)."""
+    from sentiment_mlops.orchestration.job_attempts import TaskAttempt
+
+    cfg = AirflowConfig(serving_deploy_mode="production")
+    job = serving_tasks.build_serving_job(cfg, "tag3")
+    backend = FakeBackend()
+
+    def deploy(try_number: int) -> dict:
+        attempt = TaskAttempt("sentiment_model_serving", "manual__y", "deploy_streaming_job", try_number)
+        return serving_tasks.deploy_serving_job(cfg, job, replace_running=True, backend=backend, attempt=attempt)
+
+    first = deploy(1)
+    second = deploy(2)
+    assert second["job_id"] == first["job_id"] == "sentiment-serving-file-tag3" and second["attached"]
+    assert backend.cancelled == [] and len(backend.submitted) == 1
+    backend.jobs["sentiment-serving-file-tag3"]["state"] = "ERROR"
+    third = deploy(3)
+    assert third["job_id"] == "sentiment-serving-file-tag3-t3" and not third["attached"]
+    assert backend.cancelled == [] and len(backend.list_active({"checkpoint": job["labels"]["checkpoint"]})) == 1
 
 
 def _metrics_record(batch_id: int, when: datetime) -> dict:
@@ -522,68 +594,6 @@ def test_management_status_output_report_and_stop(store: LocalStore) -> None:
 # --- the Dataproc backend through a fake hook ---------------------------------------------------------
 
 
-class FakeHook:
-    """DataprocHook's calls against an in-memory Dataproc: every request is read as its
-    `dataproc_v1` request type (a malformed job or filter raises as the API would refuse it) and the
-    answers are real `dataproc_v1.Job` objects."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.requests: list[dict] = []
-        self.jobs: dict[str, dataproc_v1.Job] = {}
-        serving = dataproc_v1.Job(
-            reference={"project_id": "my-proj-123", "job_id": "serving-1"},
-            placement={"cluster_name": "sentiment-cluster"},
-            labels={"app": "sentiment-serving"},
-            pyspark_job={"main_python_file_uri": "gs://b-code/jobs/serve.py", "args": ["--output-path=gs://b/out"]},
-        )
-        self._store(serving, "RUNNING")
-
-    def _store(self, job: dataproc_v1.Job, state: str) -> dataproc_v1.Job:
-        job.status = dataproc_v1.JobStatus(state=dataproc_v1.JobStatus.State[state], state_start_time=datetime.now(UTC))
-        job.status_history = [job.status]
-        job.driver_output_resource_uri = f"gs://staging/jobs/{job.reference.job_id}/driveroutput"
-        self.jobs[job.reference.job_id] = job
-        return job
-
-    def submit_job(self, job: dict, project_id: str, region: str) -> dataproc_v1.Job:
-        request = dataproc_v1.SubmitJobRequest(project_id=project_id, region=region, job=job)  # raises on bad fields
-        assert request.job.reference.project_id in ("", project_id), "job of another project"
-        self.calls.append(("submit", request.job.reference.job_id, project_id, region))
-        return self._store(dataproc_v1.Job(request.job), "PENDING")
-
-    def wait_for_job(self, job_id: str, project_id: str, region: str, wait_time: int, timeout: float | None) -> None:
-        self.calls.append(("wait", job_id))
-        self._store(self.jobs[job_id], "DONE")
-
-    def get_job(self, job_id: str, project_id: str, region: str) -> dataproc_v1.Job:
-        request = dataproc_v1.GetJobRequest(project_id=project_id, region=region, job_id=job_id)
-        return dataproc_v1.Job(self.jobs[request.job_id])
-
-    def cancel_job(self, job_id: str, project_id: str, region: str) -> None:
-        dataproc_v1.CancelJobRequest(project_id=project_id, region=region, job_id=job_id)
-        self.calls.append(("cancel", job_id, project_id, region))
-        self._store(self.jobs[job_id], "CANCELLED")
-
-    def get_job_client(self, region: str) -> Any:
-        hook = self
-
-        class Client:
-            def list_jobs(self, request: dict) -> list[dataproc_v1.Job]:
-                parsed = dataproc_v1.ListJobsRequest(**request)
-                hook.requests.append(request)
-                terms = dict(t.split(" = ") for t in parsed.filter.split(" AND "))  # Dataproc's filter syntax
-                active = {"PENDING", "SETUP_DONE", "RUNNING"} if terms.pop("status.state", "") == "ACTIVE" else None
-                labels = {k.removeprefix("labels."): v for k, v in terms.items()}
-                return [
-                    j
-                    for j in hook.jobs.values()
-                    if (active is None or j.status.state.name in active) and labels.items() <= dict(j.labels).items()
-                ]
-
-        return Client()
-
-
 class FakeGcs:
     def list_files(self, uri: str) -> list[tuple[str, int]]:
         return [(f"{uri}/driveroutput.000000000", 10), (f"{uri}/driveroutput.000000001", 20)]
@@ -592,32 +602,96 @@ class FakeGcs:
         return f"first line of {uri.rsplit('/', 1)[1]}\nlast line\n".encode()
 
 
-def test_dataproc_backend_with_a_fake_hook() -> None:
+def test_dataproc_backend_with_a_fake_api() -> None:
+    from tests.fake_dataproc import FakeDataprocApi, FakeDataprocHook
+
     cfg = AirflowConfig(**DATAPROC, gcp_region="europe-west1")
-    hook = FakeHook()
-    backend = DataprocJobBackend("my-proj-123", "europe-west1", hook=hook, store=FakeGcs())  # type: ignore[arg-type]
+    api = FakeDataprocApi()
+    backend = DataprocJobBackend("my-proj-123", "europe-west1", hook=FakeDataprocHook(api), store=FakeGcs())  # type: ignore[arg-type]
     spec = training_tasks.build_training_jobs(cfg, input_uri="gs://b-raw/x.csv", run_tag="t", variants=("full",))[
         "full"
     ]
-    result = backend.submit(spec, wait=True)
-    assert result["state"] == "DONE"
-    assert hook.calls[:2] == [
-        ("submit", spec["reference"]["job_id"], "my-proj-123", "europe-west1"),
-        ("wait", spec["reference"]["job_id"]),
+    result = backend.submit(spec, wait=True, request_id="r1")
+    assert result["state"] == "DONE" and "attached" not in result
+    assert [(r.project_id, r.region, r.job.reference.job_id, r.request_id) for r in api.requests] == [
+        ("my-proj-123", "europe-west1", spec["reference"]["job_id"], "r1")
     ]
+    # The same job again: with its request id the API returns the first job, without it AlreadyExists;
+    # either way the backend attaches and nothing new runs.
+    assert backend.submit(spec, request_id="r1")["job_id"] == spec["reference"]["job_id"]
+    assert backend.submit(spec, request_id="r2")["attached"] is True
+    assert len(api.jobs) == 1 and backend.find("no-such-job") is None
+
+    serving = serving_tasks.build_serving_job(cfg, "t")
+    backend.submit(serving)
     active = management.list_active_serving_jobs(cfg, backend=backend)
-    assert [j["job_id"] for j in active] == ["serving-1"]
-    assert hook.requests == [
-        {
-            "project_id": "my-proj-123",
-            "region": "europe-west1",
-            "filter": "status.state = ACTIVE AND labels.app = sentiment-serving",
-        }
+    assert [j["job_id"] for j in active] == [serving["reference"]["job_id"]]
+    backend.cancel(serving["reference"]["job_id"])
+    assert api.cancelled == [serving["reference"]["job_id"]]
+    tail = backend.log_tail(serving["reference"]["job_id"], 5)
+    assert tail[0] == "first line of driveroutput.000000001" and tail[-1] == "last line"
+
+
+def test_run_job_retry_attaches_or_resubmits() -> None:
+    from sentiment_mlops.orchestration.job_attempts import TaskAttempt
+
+    spec = training_tasks.build_training_jobs(AirflowConfig(), input_uri="x.csv", run_tag="t", variants=("full",))[
+        "full"
     ]
-    assert backend.cancel("serving-1")["state"] == "CANCELLED"
-    assert ("cancel", "serving-1", "my-proj-123", "europe-west1") in hook.calls
-    assert management.list_active_serving_jobs(cfg, backend=backend) == []
-    with pytest.raises(ValueError, match="Unknown field"):  # refused as Dataproc would, not dropped
-        backend.submit({**spec, "pyspark_jobb": {}})
-    assert backend.log_tail("serving-1", 1) == ["last line"]
-    assert backend.log_tail("serving-1", 5)[0] == "first line of driveroutput.000000001"
+    backend = FakeBackend(submit_state="DONE")
+
+    def run(try_number: int) -> dict:
+        attempt = TaskAttempt("sentiment_training_local", "manual__z", "train_models", try_number)
+        return common.run_job(AirflowConfig(), spec, backend=backend, attempt=attempt)
+
+    assert run(1)["job_id"] == "sentiment-training-full-t"
+    assert run(2)["attached"] and len(backend.submitted) == 1  # DONE already: nothing runs twice
+    backend.jobs["sentiment-training-full-t"]["state"] = "CANCELLED"  # killed with its task
+    assert run(3)["job_id"] == "sentiment-training-full-t-t3" and len(backend.submitted) == 2
+    assert run(4)["job_id"] == "sentiment-training-full-t-t3"  # the newest attempt's job decides
+
+
+def test_serving_wait_trigger_polls_in_the_triggerer(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import importlib
+    import time
+
+    from sentiment_mlops.orchestration.triggers import ServingJobTrigger
+
+    cfg = AirflowConfig()
+    paths = common.serving_paths(cfg)
+    backend = FakeBackend()
+    backend.add("s1", "RUNNING", {"app": "sentiment-serving"}, [f"--metrics-path={paths['metrics']}"])
+    monkeypatch.setattr(serving_tasks, "job_backend", lambda c: backend)
+    monkeypatch.setattr(serving_tasks, "store_for", lambda c: store)
+    now = time.time()
+    trigger = ServingJobTrigger(cfg.as_dict(), "s1", since=now, deadline=now + 60, timeout_s=60, poll_s=0.05)
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    trigger = getattr(importlib.import_module(module), name)(**kwargs)  # what the triggerer does
+
+    async def first_event(t: ServingJobTrigger) -> dict:
+        async for event in t.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    async def batch_later() -> dict:
+        task = asyncio.create_task(first_event(trigger))
+        await asyncio.sleep(0.3)
+        assert not task.done()  # RUNNING without a batch: still polling
+        record = json.dumps(_metrics_record(1, datetime.now(UTC))) + "\n"
+        store.write_bytes(f"{paths['metrics']}/batch-0000000001.json", record.encode())
+        return await asyncio.wait_for(task, 10)
+
+    event = asyncio.run(batch_later())
+    assert event["status"] == "ok" and event["result"]["first_batch"]["batch_id"] == 1
+
+    backend.jobs["s1"]["submitted_at"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()  # batch is older
+    late = ServingJobTrigger(cfg.as_dict(), "s1", since=now, deadline=now - 1, timeout_s=30, poll_s=0.05)
+    event = asyncio.run(first_event(late))
+    assert event["status"] == "error" and "did not reach its first batch within 30s" in event["message"]
+    backend.jobs["s1"]["state"] = "ERROR"
+    event = asyncio.run(first_event(trigger))
+    assert (
+        event["status"] == "error" and "ended ERROR" in event["message"] and "ValueError: bad input" in event["message"]
+    )

@@ -185,10 +185,24 @@ def test_cancel_kills_every_process_of_the_job(ctl: LocalJobController, home: Pa
     assert ctl.cancel("cancel-1").state == CANCELLED  # idempotent
 
 
-def test_ids_are_unique_and_validated(ctl: LocalJobController) -> None:
-    assert ctl.submit(job("error-1", "failing.py"), wait=True).state == ERROR
-    with pytest.raises(JobError, match="already exists"):
-        ctl.submit(job("error-1", "failing.py"))
+def test_a_repeated_submit_attaches_instead_of_starting_a_second_job(ctl: LocalJobController, home: Path) -> None:
+    first = ctl.submit(job("error-1", "failing.py"), wait=True)
+    assert first.state == ERROR
+    again = ctl.submit(job("error-1", "failing.py"), wait=True)
+    assert again.attached and again.state == ERROR and again.pid == first.pid  # no new process
+    assert len(list((home / "run" / "jobs").glob("error-1*.json"))) == 1
+
+    # Another process (a retried task) attaching to a running job waits for it, and cancels it when
+    # its own wait times out or is interrupted, as the first waiter would have.
+    marker = home / "attach.pid"
+    ctl.submit(job("attach-1", "sleeper.py", [str(marker)]))
+    other = LocalJobController(Settings(backend="local", home=home))
+    with pytest.raises(JobError, match="did not finish within 2s; cancelled"):
+        other.submit(job("attach-1", "sleeper.py", [str(marker)]), wait=True, timeout=2)
+    assert ctl.get("attach-1").state == CANCELLED
+
+
+def test_ids_are_validated(ctl: LocalJobController) -> None:
     with pytest.raises(JobError, match="invalid job id"):
         ctl.submit(job("bad id!", "failing.py"))
     generated = local_jobs.new_job_id({"labels": {"app": "sentiment-training"}})

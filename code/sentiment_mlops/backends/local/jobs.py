@@ -76,6 +76,7 @@ class JobRecord:
     exit_code: int | None = None
     details: str = ""
     cancel_requested: bool = False
+    attached: bool = False  # set (never stored) when a submit found this job already there
     status_history: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -230,8 +231,15 @@ class LocalJobController:
         }
 
     # -- API ---------------------------------------------------------------------------------------
-    def submit(self, job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> JobRecord:
-        """Start `job`; with `wait`, block until it ends (and cancel it if the waiter is interrupted)."""
+    def submit(
+        self, job: dict[str, Any], wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> JobRecord:
+        """Start `job`; with `wait`, block until it ends (and cancel it if the waiter is interrupted).
+
+        A job id that exists already is not an error: like a repeated Dataproc request, the call
+        attaches to that job (returned with `attached` set, waited for with `wait`) whatever its
+        state; choosing a new id after a failure is the caller's business. `request_id` is accepted
+        for the Dataproc signature; here the job id alone identifies a submission."""
         job = json.loads(json.dumps(job))  # a private, JSON-clean copy (the record stores it)
         job_id = job_id_of(job) or new_job_id(job)
         if not JOB_ID_RE.match(job_id):
@@ -253,9 +261,11 @@ class LocalJobController:
             status_history=[{"state": PENDING, "state_start_time": now}],
         )
         with self._lock():
-            if self._record_path(job_id).exists():
-                raise JobError(f"job {job_id!r} already exists (Dataproc job ids are unique); choose another id")
-            self._save(record)
+            exists = self._record_path(job_id).exists()
+            if not exists:
+                self._save(record)
+        if exists:
+            return self._attach(job_id, wait, timeout)
         # The supervisor gets its own session: it and spark-submit's JVM and Python driver form one
         # process group that cancel() can signal as a whole, apart from the submitting process.
         with open(log_path, "ab") as supervisor_errors:  # a supervisor crash lands in the driver log
@@ -277,16 +287,36 @@ class LocalJobController:
         self._children[job_id] = process
         if not wait:
             return self.get(job_id)
-        try:
+        with self._cancel_if_interrupted(job_id, timeout):
             process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        return self.get(job_id)
+
+    @contextlib.contextmanager
+    def _cancel_if_interrupted(self, job_id: str, timeout: float | None) -> Iterator[None]:
+        """Cancel the job when its waiter times out or is interrupted."""
+        try:
+            yield
+        except (subprocess.TimeoutExpired, TimeoutError):
             self.cancel(job_id)
             raise JobError(f"job {job_id} did not finish within {timeout:.0f}s; cancelled") from None
         except BaseException:
             # Airflow kills a task with SIGTERM -> exception here: the job must not outlive its task.
             self.cancel(job_id)
             raise
-        return self.get(job_id)
+
+    def _attach(self, job_id: str, wait: bool, timeout: float | None, poll_s: float = 1.0) -> JobRecord:
+        """The existing job `job_id` (a repeated submission); with `wait`, polled until it ends: the
+        process may belong to another (dead) task, so there is no child to wait on."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cancel_if_interrupted(job_id, timeout):
+            record = self.get(job_id)
+            while wait and record.active:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(job_id)
+                time.sleep(poll_s)
+                record = self.get(job_id)
+        record.attached = True
+        return record
 
     def get(self, job_id: str) -> JobRecord:
         with self._lock():
@@ -513,8 +543,10 @@ def controller() -> LocalJobController:
     return LocalJobController(load_settings("local"))
 
 
-def submit(job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> JobRecord:
-    return controller().submit(job, wait=wait, timeout=timeout)
+def submit(
+    job: dict[str, Any], wait: bool = False, timeout: float | None = None, request_id: str | None = None
+) -> JobRecord:
+    return controller().submit(job, wait=wait, timeout=timeout, request_id=request_id)
 
 
 def get(job_id: str) -> JobRecord:
