@@ -130,6 +130,8 @@ EXPECTED_FILE_SERVING = {
         "model": "twitter-sentiment-model",
         "run": "20261130t1200",
         "app": "sentiment-serving",
+        # at most one serving job per checkpoint: found by this label (a hash of the checkpoint URI)
+        "checkpoint": "ckpt-0ce08f814db3ac6c",
     },
     "pyspark_job": {
         "main_python_file_uri": "gs://acme-code/jobs/streaming_serving_mlflow_hdfs_kafka_optimize.py",
