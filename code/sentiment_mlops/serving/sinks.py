@@ -17,7 +17,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from sentiment_mlops.core.spark_session import _fs_and_path, write_text
+from sentiment_mlops.core.spark_session import _fs_and_path, jvm_of, write_text
 from sentiment_mlops.core.storage import join_uri
 
 # Functions marked `pragma: no mutate block` run only against Spark's Hadoop filesystem: the mutation
@@ -34,7 +34,7 @@ def stream_id(spark: SparkSession, checkpoint: str) -> str:  # pragma: no mutate
     created = datetime.fromtimestamp(fs.getFileStatus(path).getModificationTime() / 1000, tz=UTC)
     stream = fs.open(path)
     try:
-        jio = spark.sparkContext._jvm.java.io
+        jio = jvm_of(spark).java.io
         first = jio.BufferedReader(jio.InputStreamReader(stream, "UTF-8")).readLine()
     finally:
         stream.close()
@@ -52,7 +52,7 @@ def delete_earlier_attempts(
     fs, root = _fs_and_path(spark, base)
     if not fs.exists(root):
         return 0
-    jvm = spark.sparkContext._jvm
+    jvm = jvm_of(spark)
     pattern = join_uri(base, "date=*", f"stream={stream}", f"batch_id={batch_id}")
     matches = fs.globStatus(jvm.org.apache.hadoop.fs.Path(pattern))
     for status in matches or []:

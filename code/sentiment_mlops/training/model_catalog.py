@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.ml import Estimator, Pipeline
 from pyspark.ml.classification import LinearSVC, LogisticRegression, RandomForestClassifier
@@ -54,7 +55,7 @@ class ModelSpec:
     key: str  # suffix of the registered model name
     display_name: str
     build: Callable[[int], Estimator]  # seed -> estimator with the default params
-    grid: Callable[[Estimator], list[dict[Param, object]]]
+    grid: Callable[[Any], list[dict[Param, object]]]  # the estimator build() made: its own params
     has_probability: bool
 
 
