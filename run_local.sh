@@ -4,7 +4,7 @@
 #   2. the MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite + local artifacts)
 #   3. `airflow dags test sentiment_training_local`: LR, RF and LinearSVC on the Sentiment140 sample,
 #      logged to MLflow, registered, the best promoted to twitter-sentiment-model-best@production
-#   4. a CSV dropped into the streaming input bucket (gs://sentiment-mlops-streaming-input/incoming)
+#   4. a CSV dropped into the streaming input bucket (gs://sentiment-mlops-streaming-input/)
 #   5. `airflow dags test sentiment_model_serving` (production mode, file source): the streaming job
 #      runs in the background as a local "Dataproc" job (`sentiment-jobs list`); the DAG waits for
 #      its first micro-batch (the dropped file), then the predictions are printed

@@ -349,9 +349,11 @@ def test_serving_job_file_and_kafka() -> None:
     args = file_job["pyspark_job"]["args"]
     assert file_job["labels"]["app"] == "sentiment-serving" and file_job["labels"]["source"] == "file"
     assert file_job["reference"]["job_id"] == "sentiment-serving-file-tag1"
-    assert "--source-type=file" in args and "--input-path=gs://acme-streaming-input/incoming" in args
+    # the bucket roots the original project's `gsutil cp` commands use
+    assert "--source-type=file" in args and "--input-path=gs://acme-streaming-input" in args
+    assert "--output-path=gs://acme-predictions" in args
     assert "--batch-interval-seconds=15" in args and "--model-stage=Production" in args
-    assert "--metrics-path=gs://acme-predictions/streaming/_metrics/batches" in args
+    assert "--metrics-path=gs://acme-predictions/_metrics/batches" in args
     assert "--checkpoint=gs://acme-checkpoint/streaming/file" in args
     assert "spark.jars.packages" not in file_job["pyspark_job"]["properties"]
 
@@ -552,10 +554,13 @@ def test_management_status_output_report_and_stop(store: LocalStore) -> None:
     cfg = AirflowConfig(gcs_bucket="acme")
     paths = common.serving_paths(cfg)
     predictions = paths["predictions"]
-    _write_parquet(store, f"{predictions}/date=2026-01-01/batch_id=0/part-0.parquet", 5)
-    _write_parquet(store, f"{predictions}/date=2026-01-02/batch_id=1/part-0.parquet", 7)
-    _write_parquet(store, f"{predictions}/date=2026-01-02/batch_id=2/part-0.parquet", 3)
-    store.write_bytes(f"{predictions}/date=2026-01-02/batch_id=2/_SUCCESS", b"")
+    assert predictions == "gs://acme-predictions/predictions"  # the original project's `gsutil ls` path
+    stream = "20260102000000-0a1b2c3d"
+    # output written before the flat layout is still counted
+    _write_parquet(store, f"{predictions}/date=2026-01-01/stream={stream}/batch_id=0/part-0.parquet", 5)
+    _write_parquet(store, f"{predictions}/date=2026-01-02/part-{stream}-0000000001-00000.parquet", 7)
+    _write_parquet(store, f"{predictions}/date=2026-01-02/part-{stream}-0000000002-00000.parquet", 3)
+    _write_parquet(store, f"{predictions}/_staging/{stream}-3/part-00000-x.snappy.parquet", 4)  # in flight
     store.write_bytes(
         f"{paths['metrics']}/batch-0000000002.json", json.dumps(_metrics_record(2, datetime.now(UTC))).encode()
     )

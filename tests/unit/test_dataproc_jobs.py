@@ -100,6 +100,37 @@ def test_training_args_parse_with_the_training_jobs_own_parser() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "expected"),
+    [([], False), (["{flag}"], True), (["{flag}", "true"], True), (["{flag}", "false"], False),
+     (["{flag}=False"], False), (["{flag}=yes"], True), (["{flag}", "0"], False)],
+)  # fmt: skip
+def test_boolean_job_flags_take_true_or_false_as_the_original_scripts_pass_them(
+    given: list[str], expected: bool
+) -> None:
+    """`--write-kafka true` (the original deploy script), `--enable-cv false`, or the bare flag."""
+    from sentiment_mlops.serving import job as serving_job
+    from sentiment_mlops.training import job as training_job
+
+    serving = serving_job.build_arg_parser()
+    for flag in ("--write-kafka", "--include-features", "--available-now"):
+        argv = ["--output-path=o", "--checkpoint=c", *(g.format(flag=flag) for g in given), "--model-name", "m"]
+        ns = serving.parse_args(argv)
+        assert getattr(ns, flag[2:].replace("-", "_")) is expected and ns.model_name == "m"
+    training = training_job.build_arg_parser()
+    for flag in ("--enable-cv", "--enable-caching", "--force-promote"):
+        ns = training.parse_args(["--input=i", "--output=o", *(g.format(flag=flag) for g in given), "--seed", "7"])
+        assert getattr(ns, flag[2:].replace("-", "_")) is expected and ns.seed == 7
+
+
+def test_boolean_job_flags_reject_other_values(capsys: pytest.CaptureFixture[str]) -> None:
+    from sentiment_mlops.serving import job as serving_job
+
+    with pytest.raises(SystemExit):
+        serving_job.build_arg_parser().parse_args(["--output-path=o", "--checkpoint=c", "--write-kafka", "maybe"])
+    assert "expected true or false, got 'maybe'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     "overrides",
     [
         {"num_features": 0},
@@ -172,6 +203,21 @@ def test_default_paths_and_names_match_the_airflow_dags() -> None:
     assert jobs.training_paths("acme", "r1")["output"] == training_root(
         airflow_config.AirflowConfig(gcs_bucket="acme"), "r1"
     )
+
+
+def test_serving_paths_are_the_buckets_the_original_gsutil_commands_use() -> None:
+    """`gsutil cp x.csv gs://B-streaming-input/` and `gsutil ls gs://B-predictions/predictions/`."""
+    from sentiment_mlops.orchestration import config as airflow_config
+    from sentiment_mlops.orchestration.tasks.common import serving_paths
+
+    paths = serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme"))
+    assert paths["input"] == "gs://acme-streaming-input"
+    assert paths["output"] == "gs://acme-predictions"
+    assert paths["predictions"] == "gs://acme-predictions/predictions"
+    assert paths["metrics"] == "gs://acme-predictions/_metrics/batches"
+    assert paths["monitoring"] == "gs://acme-predictions/monitoring"
+    # nothing the jobs write lives in the input bucket, whose root every drop lands in
+    assert not any(p.startswith("gs://acme-streaming-input") for k, p in paths.items() if k != "input")
 
 
 def test_serving_paths_have_one_checkpoint_per_source_type() -> None:

@@ -138,7 +138,7 @@ EXPECTED_FILE_SERVING = {
         "python_file_uris": ["gs://acme-code/jobs/sentiment_mlops.zip"],
         "args": [
             "--source-type=file",
-            "--output-path=gs://acme-predictions/streaming",
+            "--output-path=gs://acme-predictions",
             "--checkpoint=gs://acme-checkpoint/streaming/file",
             "--mlflow-uri=http://mlflow.internal:5000",
             "--model-name=twitter-sentiment-model",
@@ -146,9 +146,9 @@ EXPECTED_FILE_SERVING = {
             "--model-flavor=spark",
             "--batch-interval-seconds=45",
             "--reload-interval-seconds=600",
-            "--input-path=gs://acme-streaming-input/incoming",
+            "--input-path=gs://acme-streaming-input",
             "--max-files-per-trigger=4",
-            "--metrics-path=gs://acme-predictions/streaming/_metrics/batches",
+            "--metrics-path=gs://acme-predictions/_metrics/batches",
         ],
         "properties": STREAMING_PROPERTIES,
     },
@@ -156,7 +156,7 @@ EXPECTED_FILE_SERVING = {
 
 EXPECTED_KAFKA_SERVING_ARGS = [
     "--source-type=kafka",
-    "--output-path=gs://acme-predictions/streaming",
+    "--output-path=gs://acme-predictions",
     "--checkpoint=gs://acme-checkpoint/streaming/kafka",
     "--mlflow-uri=http://mlflow.internal:5000",
     "--model-name=twitter-sentiment-model",
@@ -168,7 +168,7 @@ EXPECTED_KAFKA_SERVING_ARGS = [
     "--kafka-bootstrap=k1:9092,k2:9092",
     "--kafka-topic=tweets-in",
     "--max-offsets-per-trigger=1000",
-    "--metrics-path=gs://acme-predictions/streaming/_metrics/batches",
+    "--metrics-path=gs://acme-predictions/_metrics/batches",
     "--kafka-output-bootstrap=k1:9092,k2:9092",
     "--kafka-output-topic=tweets-out",
     "--starting-offsets=latest",
@@ -246,8 +246,8 @@ def test_serving_job_arguments_parse_back_to_the_settings(args: list[str]) -> No
         "champion",
         "spark",
     )
-    assert ns.output_path == "gs://acme-predictions/streaming"
-    assert ns.metrics_path == "gs://acme-predictions/streaming/_metrics/batches"
+    assert ns.output_path == "gs://acme-predictions"
+    assert ns.metrics_path == "gs://acme-predictions/_metrics/batches"
     if ns.source_type == "kafka":
         assert (ns.kafka_bootstrap, ns.kafka_topic, ns.kafka_output_topic) == (
             "k1:9092,k2:9092",
@@ -258,7 +258,7 @@ def test_serving_job_arguments_parse_back_to_the_settings(args: list[str]) -> No
         assert (ns.max_offsets_per_trigger, ns.starting_offsets, ns.dead_letter_topic) == (1000, "latest", "tweets-dlq")
         assert ns.checkpoint == "gs://acme-checkpoint/streaming/kafka" and ns.input_path is None
     else:
-        assert (ns.input_path, ns.max_files_per_trigger) == ("gs://acme-streaming-input/incoming", 4)
+        assert (ns.input_path, ns.max_files_per_trigger) == ("gs://acme-streaming-input", 4)
         assert ns.checkpoint == "gs://acme-checkpoint/streaming/file" and not ns.write_kafka
 
 

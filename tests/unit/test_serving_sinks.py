@@ -11,12 +11,13 @@ import pytest
 from sentiment_mlops.serving import sinks
 
 
-def test_batch_folder_is_date_then_stream_then_batch() -> None:
-    assert (
-        sinks.batch_folder("gs://acme-predictions/streaming/predictions", "2026-11-30", "20261130120000-ab12cd34", 7)
-        == "gs://acme-predictions/streaming/predictions/date=2026-11-30/stream=20261130120000-ab12cd34/batch_id=7"
-    )
-    assert sinks.batch_folder("/data/out/", "2026-11-30", "s", 0) == "/data/out/date=2026-11-30/stream=s/batch_id=0"
+def test_batch_files_are_named_after_stream_and_zero_padded_batch() -> None:
+    # `gsutil cp gs://B-predictions/predictions/date=D/part-*.parquet` picks them up, a replay rewrites the
+    # same names, and batch ids sort as numbers.
+    assert sinks.batch_prefix("20261130120000-ab12cd34", 7) == "part-20261130120000-ab12cd34-0000000007-"
+    assert sinks.batch_prefix("s", 0) == "part-s-0000000000-"
+    names = sorted(sinks.batch_prefix("s", b) for b in (10, 9, 100))
+    assert names == ["part-s-0000000009-", "part-s-0000000010-", "part-s-0000000100-"]
 
 
 def test_output_folder_names() -> None:

@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
+from sentiment_mlops.core.cli_flags import add_bool_flag
 from sentiment_mlops.core.job_logging import configure_logging
 from sentiment_mlops.core.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAFKA_OUTPUT_TOPIC, DEFAULT_SERVING_MODEL
 from sentiment_mlops.core.spark_session import get_spark, job_settings
@@ -59,17 +60,19 @@ OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prediction_timestamp", "timestamp"),
     ("batch_id", "bigint"),
 )
-QUARANTINE_COLUMNS = ("source", "source_row", "raw", "error", "quarantined_at")  # + date, batch_id folders
+QUARANTINE_COLUMNS = ("source", "source_row", "raw", "error", "quarantined_at")  # + stream, batch_id, date
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=DESCRIPTION)
     p.add_argument("--source-type", choices=("file", "kafka"), default="file")
-    p.add_argument("--input-path", help="folder watched for new CSV files (file source; gs:// or local)")
+    p.add_argument(
+        "--input-path", help="folder (or bucket root) watched for new CSV files, subfolders included (file source)"
+    )
     p.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     p.add_argument("--kafka-topic", default=DEFAULT_KAFKA_INPUT_TOPIC)
     p.add_argument("--starting-offsets", default="earliest", help="Kafka: earliest | latest | JSON offsets")
-    p.add_argument("--output-path", required=True)
+    p.add_argument("--output-path", required=True, help="predictions go to {output-path}/predictions/date=YYYY-MM-DD/")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
     p.add_argument("--model-name", default=DEFAULT_SERVING_MODEL)
@@ -77,7 +80,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-flavor", choices=("spark", "pyfunc"), default="spark")
     p.add_argument("--batch-interval-seconds", type=int, default=30)
     p.add_argument("--reload-interval-seconds", type=int, default=300)
-    p.add_argument("--write-kafka", action="store_true")
+    add_bool_flag(p, "--write-kafka", "also write the predictions to --kafka-output-topic")
     p.add_argument("--kafka-output-bootstrap", default=None, help="default: --kafka-bootstrap")
     p.add_argument("--kafka-output-topic", default=DEFAULT_KAFKA_OUTPUT_TOPIC)
     p.add_argument("--dead-letter-topic", default=None, help="Kafka topic for quarantined messages")
@@ -85,9 +88,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-path", default=None, help="default: {output-path}/_metrics/batches")
     p.add_argument("--max-files-per-trigger", type=int, default=None)
     p.add_argument("--max-offsets-per-trigger", type=int, default=None)
-    p.add_argument("--include-features", action="store_true", help="also write the TF-IDF feature vectors")
+    add_bool_flag(p, "--include-features", "also write the TF-IDF feature vectors")
     p.add_argument("--run-seconds", type=float, default=0, help="stop after this long (0 = run until stopped)")
-    p.add_argument("--available-now", action="store_true", help="process what is there, then stop")
+    add_bool_flag(p, "--available-now", "process what is there, then stop")
     return p
 
 
@@ -172,8 +175,8 @@ class ServingState:
 
 
 def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now: datetime, include_features: bool):
-    """Good rows of a parsed batch -> the fixed output columns (`date`, `stream` and `batch_id` are
-    folder names: see serving_sinks)."""
+    """Good rows of a parsed batch -> the fixed output columns (serving_sinks adds `stream`; `date`
+    is the folder name)."""
     good = parsed.filter(F.col("error").isNull()).select(
         "id", "text", "label", "event_timestamp", "source", "source_row"
     )
@@ -212,7 +215,7 @@ def batch_latency(predictions: DataFrame) -> tuple[float | None, float | None]:
 
 def write_predictions(state: ServingState, predictions: DataFrame, date: str, stream: str, batch_id: int) -> None:
     """Parquet for the batch (and the Kafka topic with --write-kafka)."""
-    # batch_id is in the folder name; a column of the same name would clash for readers
+    # the sink writes batch_id (after stream) itself, so every output has the same trailing columns
     serving_sinks.write_batch_parquet(predictions.drop("batch_id"), state.output_base, date, stream, batch_id)
     if state.args.write_kafka:
         from sentiment_mlops.serving.kafka.sink import write_json_messages
