@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: sets up a fresh machine (Java 17, .venv, packages), then lints and runs the suite.
+# The test command: sets up a fresh machine (Java 17, .venv, packages), then lints (ruff, import rules,
+# mypy) and runs the suite.
 # Extra arguments go to pytest, e.g. ./run_tests.sh -k training
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,5 +17,7 @@ echo "[tests] ruff check"
 ruff check .
 echo "[tests] import rules (lint-imports)"
 lint-imports
+echo "[tests] types (mypy; strict on core, registry, jobs)"
+mypy
 echo "[tests] pytest"
 exec python -m pytest "$@"

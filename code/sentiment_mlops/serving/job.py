@@ -110,11 +110,11 @@ def validate_args(args: argparse.Namespace) -> None:
 # --- the model -------------------------------------------------------------------------------
 
 
-def spark_model_loader(spark: SparkSession, flavor: str):  # type: ignore[no-untyped-def]
+def spark_model_loader(spark: SparkSession, flavor: str):
     """uri -> a function DataFrame(text, ...) -> DataFrame with prediction/probability/raw_score."""
     import mlflow
 
-    def load(uri: str):  # type: ignore[no-untyped-def]
+    def load(uri: str):
         if flavor == "pyfunc":
             udf = mlflow.pyfunc.spark_udf(spark, model_uri=uri, result_type="double", env_manager="local")
 
@@ -280,6 +280,11 @@ def record_batch(state: ServingState, spark: SparkSession, stats: BatchStats, mo
     )  # fmt: skip
 
 
+def _run_batch(state: ServingState, spark: SparkSession, df: DataFrame, batch_id: int) -> None:
+    """foreachBatch's callback: process the batch (its stats go to the batch metrics, not to Spark)."""
+    process_batch(state, spark, df, batch_id)
+
+
 def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame, batch_id: int) -> BatchStats:
     """One micro-batch (foreachBatch): parse, score the good rows with the current model, quarantine
     the rest, record metrics. Earlier attempts of the same batch id are deleted first, so a replay
@@ -331,10 +336,10 @@ class ProgressLogListener(StreamingQueryListener):
 
     last_batch_id: int = -1
 
-    def onQueryStarted(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryStarted(self, event) -> None:
         log.info("streaming query started: id=%s run=%s", event.id, event.runId)
 
-    def onQueryProgress(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryProgress(self, event) -> None:
         p = event.progress
         self.last_batch_id = p.batchId
         if p.numInputRows:
@@ -344,10 +349,10 @@ class ProgressLogListener(StreamingQueryListener):
                 (p.durationMs or {}).get("triggerExecution"),
             )  # fmt: skip
 
-    def onQueryIdle(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryIdle(self, event) -> None:
         pass
 
-    def onQueryTerminated(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryTerminated(self, event) -> None:
         log.info("streaming query terminated: %s", event.exception or "stopped")
 
 
@@ -381,7 +386,7 @@ def start_query(spark: SparkSession, args: argparse.Namespace, state: ServingSta
     writer = (
         stream.writeStream.queryName(f"sentiment-serving-{args.source_type}")
         .option("checkpointLocation", resolve_uri(args.checkpoint, settings))
-        .foreachBatch(lambda df, batch_id: process_batch(state, spark, df, batch_id))
+        .foreachBatch(lambda df, batch_id: _run_batch(state, spark, df, batch_id))
     )
     writer = (
         writer.trigger(availableNow=True)
@@ -433,7 +438,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
     finally:
         state.watcher.stop()
         # Progress events arrive asynchronously; let the last one land before the callback goes.
-        last = (query.lastProgress or {}).get("batchId", -1)
+        progress: dict[str, Any] = query.lastProgress or {}
+        last = int(progress.get("batchId", -1))
         deadline = time.monotonic() + 5
         while listener.last_batch_id < last and time.monotonic() < deadline:
             time.sleep(0.1)
