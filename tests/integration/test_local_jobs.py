@@ -13,6 +13,7 @@ import pytest
 from sentiment_mlops.backends.local import jobs as local_jobs
 from sentiment_mlops.backends.local import jobs_cli as local_jobs_cli
 from sentiment_mlops.backends.local.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, JobError, LocalJobController
+from sentiment_mlops.backends.local.supervisor import session_members
 from sentiment_mlops.core.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -180,7 +181,7 @@ def test_cancel_kills_every_process_of_the_job(ctl: LocalJobController, home: Pa
     assert record.details == "cancelled by user"
     with pytest.raises(ProcessLookupError):
         os.kill(driver_pid, 0)
-    assert not local_jobs._session_members(record.pid)
+    assert not session_members(record.pid)
     assert ctl.get("cancel-1").state == CANCELLED  # a later refresh keeps it
     assert ctl.cancel("cancel-1").state == CANCELLED  # idempotent
 

@@ -5,7 +5,7 @@ with this venv's `spark-submit`, and keeps Dataproc-like job records on disk.
   job built for Dataproc reads and writes the local bucket folders.
 - Job `properties` become `--conf`; `spark.jars.packages` is dropped (Maven is unreachable here; the
   serving job falls back to its Python Kafka reader).
-- Each job runs under a small supervisor process (`python -m sentiment_mlops.backends.local.jobs supervise`)
+- Each job runs under a small supervisor process (`python -m sentiment_mlops.backends.local.supervisor`)
   in its own session: the supervisor outlives the Airflow task that submitted it (a serving job must)
   and records the driver's exit code, which nobody else could collect from an orphan.
 - Records live in `Settings.run_dir/jobs/JOB_ID.json`, the driver log in `JOB_ID.log`, the exit status
@@ -21,7 +21,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sentiment_mlops.backends.local.supervisor import kill_group, read_json, tail_lines
 from sentiment_mlops.core.naming import BACKEND_PROPERTY, JOB_ID_RE
 from sentiment_mlops.core.processes import pid_alive, start_ticks
 from sentiment_mlops.core.settings import Settings, load_settings
@@ -270,7 +270,7 @@ class LocalJobController:
         # process group that cancel() can signal as a whole, apart from the submitting process.
         with open(log_path, "ab") as supervisor_errors:  # a supervisor crash lands in the driver log
             process = subprocess.Popen(
-                [sys.executable, "-m", "sentiment_mlops.backends.local.jobs", "supervise", str(self.jobs_dir), job_id],
+                [sys.executable, "-m", "sentiment_mlops.backends.local.supervisor", str(self.jobs_dir), job_id],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=supervisor_errors,
@@ -330,7 +330,7 @@ class LocalJobController:
         if record.state in TERMINAL_STATES:
             return False
         before = (record.state, record.exit_code)
-        exit_info = _read_json(self._exit_path(record.job_id))
+        exit_info = read_json(self._exit_path(record.job_id))
         if exit_info is not None:
             record.exit_code = int(exit_info.get("exit_code", -1))
             record.ended_at = exit_info.get("ended_at") or _now()
@@ -392,11 +392,11 @@ class LocalJobController:
             record.cancel_requested = True
             self._save(record)
         if record.pid is not None and pid_alive(record.pid, record.pid_start_ticks):
-            _kill_group(record.pid, timeout, self._children.get(job_id))
+            kill_group(record.pid, timeout, self._children.get(job_id))
         with self._lock():
             record = self._load(job_id)
             record.ended_at = record.ended_at or _now()
-            exit_info = _read_json(self._exit_path(job_id))
+            exit_info = read_json(self._exit_path(job_id))
             if exit_info is not None:
                 record.exit_code = int(exit_info.get("exit_code", -1))
             self._set_state(record, CANCELLED, "cancelled by user")
@@ -406,24 +406,6 @@ class LocalJobController:
     def log_tail(self, job_id: str, n: int = 50, _record: JobRecord | None = None) -> list[str]:
         record = _record or self._load(job_id)
         return tail_lines(record.log_path, n)
-
-
-def tail_lines(path: Path, n: int = 50, block: int = 65536) -> list[str]:
-    """The last `n` lines of a (possibly large, growing) text file without reading all of it."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            data = b""
-            pos = size
-            while pos > 0 and data.count(b"\n") <= n:
-                step = min(block, pos)
-                pos -= step
-                handle.seek(pos)
-                data = handle.read(step) + data
-    except FileNotFoundError:
-        return []
-    return data.decode("utf-8", errors="replace").splitlines()[-n:] if n > 0 else []
 
 
 def spark_submit_path() -> Path:
@@ -462,83 +444,6 @@ def _states_for(state_filter: str | None) -> frozenset[str] | None:
     raise ValueError(f"unknown state filter {state_filter!r}; allowed: active, inactive, {', '.join(STATES)}")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _kill_group(pid: int, timeout: float, child: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM everything the job started, SIGKILL what is left after `timeout`.
-
-    The supervisor leads its own session; its process group holds spark-submit's JVM and the Python
-    driver, but PySpark's worker daemon moves itself into a new group (setpgid), so members are found
-    by session id too."""
-    _signal_session(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child is not None:
-            child.poll()
-        if not pid_alive(pid) and not _session_members(pid):
-            return
-        time.sleep(0.2)
-    _signal_session(pid, signal.SIGKILL)
-    if child is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=5)
-
-
-def _signal_session(sid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(os.getpgid(sid), sig)
-    for member in _session_members(sid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(member, sig)
-
-
-def _session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session `sid`, from /proc."""
-    members = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            members.append(int(proc.name))
-    return members
-
-
-def supervise(jobs_dir: Path, job_id: str) -> int:
-    """Run the job's command, then write `JOB_ID.exit`. Ignores SIGTERM so a cancel's group-wide
-    SIGTERM reaches spark-submit while this process stays to record how the driver ended."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    record = JobRecord(**json.loads((jobs_dir / f"{job_id}.json").read_text()))
-    with open(record.log_path, "ab") as log:
-        log.write(f"[local-jobs] {_now()} starting: {' '.join(record.command)}\n".encode())
-        log.flush()
-        try:
-            # The child must not inherit the ignored SIGTERM, or cancel could only SIGKILL it.
-            child = subprocess.Popen(
-                record.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
-            )
-            code = child.wait()
-        except OSError as exc:
-            log.write(f"[local-jobs] ERROR: cannot start spark-submit: {exc}\n".encode())
-            code = 127
-        log.write(f"[local-jobs] {_now()} driver exited with code {code}\n".encode())
-    tmp = jobs_dir / f"{job_id}.exit.tmp"
-    tmp.write_text(json.dumps({"exit_code": code, "ended_at": _now()}))
-    os.replace(tmp, jobs_dir / f"{job_id}.exit")
-    return 0
-
-
-# -- module-level API for the current settings (SENTIMENT_HOME) ------------------------------------
 def controller() -> LocalJobController:
     return LocalJobController(load_settings("local"))
 
@@ -563,10 +468,3 @@ def cancel(job_id: str, timeout: float = 20.0) -> JobRecord:
 
 def log_tail(job_id: str, n: int = 50) -> list[str]:
     return controller().log_tail(job_id, n)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "supervise":
-        sys.exit(supervise(Path(sys.argv[2]), sys.argv[3]))
-    print("usage: python -m sentiment_mlops.backends.local.jobs supervise JOBS_DIR JOB_ID (internal)")
-    sys.exit(2)
