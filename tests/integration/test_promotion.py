@@ -144,13 +144,13 @@ def test_gate_gives_a_per_algorithm_model_its_production_alias_and_stage(mlflow_
 
     from mlflow.tracking import MlflowClient
 
-    from sentiment_mlops.training import job as training_job
+    from sentiment_mlops.training import tracking
 
     client = MlflowClient(mlflow_server)
     name = "gate-twitter-sentiment-model-logisticregression"
     first, worse = _versions(client, mlflow_server, name, 2)
     args = SimpleNamespace(min_accuracy=0.75, force_promote=False)
-    decision = training_job.gate_and_promote(
+    decision = tracking.gate_and_promote(
         client, SimpleNamespace(test={"accuracy": 0.80}), name, first, "production", None, args
     )
     assert decision.promote
@@ -161,8 +161,8 @@ def test_gate_gives_a_per_algorithm_model_its_production_alias_and_stage(mlflow_
         return 0.80, registry.resolve_version(client, name_, alias).version  # type: ignore[union-attr]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training_job, "current_production_accuracy", measured)
-        kept = training_job.gate_and_promote(
+        mp.setattr(tracking, "current_production_accuracy", measured)
+        kept = tracking.gate_and_promote(
             client, SimpleNamespace(test={"accuracy": 0.78}), name, worse, "production", None, args
         )
     assert not kept.promote

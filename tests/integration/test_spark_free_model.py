@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -181,8 +182,13 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
         assert pred.label == int(row["prediction"]), text
         assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
         if has_probability:
-            assert pred.probabilities == tuple(row["probability"].toArray().tolist()), text
-            assert pred.probability == row["probability"][1]
+            # Probabilities within 1 ulp: the JVM's exp() and Python's libm exp() differ in the last bit
+            # for a few margins (seen on 1 text in about 400); labels and margins stay bit-identical.
+            spark_probs = row["probability"].toArray().tolist()
+            assert all(
+                _within_ulp(ours, theirs) for ours, theirs in zip(pred.probabilities, spark_probs, strict=True)
+            ), text
+            assert _within_ulp(pred.probability, row["probability"][1]), text
         else:
             assert "probability" not in row.asDict() and pred.probability is None
     assert {p.label for p in predictions} == {0, 1}  # both classes occur, so both branches are compared
@@ -211,6 +217,10 @@ print(json.dumps({{"gateway": SparkContext._gateway is None, "children": childre
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"gateway": True, "children": [], "labels": result["labels"]}
     assert set(result["labels"]) <= {0, 1}
+
+
+def _within_ulp(a: float | None, b: float) -> bool:
+    return a is not None and abs(a - b) <= math.ulp(b)
 
 
 def test_linear_svc_outputs_no_probability(trained: TrainedModels) -> None:
