@@ -224,7 +224,7 @@ def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server,
 
 
 @pytest.mark.skip(
-    reason="written against the date=/stream=/batch_id= layout and never seen passing; to port to predictions/date=D/part-<stream>-<batch>-*.parquet (see CHANGELOG, Unreleased)"
+    reason="written against the date=/stream=/batch_id= layout, never seen passing: to port to part files"
 )
 @pytest.mark.timeout(600)
 def test_crash_after_write_before_commit_is_replaced_exactly_once_even_on_another_date(
