@@ -37,6 +37,8 @@ def _register(spark, client, prediction_sql: str) -> str:  # type: ignore[no-unt
 
     stage = SQLTransformer(statement=f"SELECT *, {prediction_sql} AS prediction FROM __THIS__")
     model = Pipeline(stages=[stage]).fit(spark.createDataFrame([("x",)], "text string"))
+    mlflow.set_tracking_uri(client.tracking_uri)
+    mlflow.set_experiment("smoke-itest")  # not the active experiment id an earlier test set on its server
     with mlflow.start_run(run_name=f"smoke {prediction_sql}") as run:
         mlflow.spark.log_model(model, "model", signature=model_signature(), pip_requirements=MODEL_PIP_REQUIREMENTS)
     return str(mlflow.register_model(f"runs:/{run.info.run_id}/model", NAME, await_registration_for=120).version)
