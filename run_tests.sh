@@ -6,12 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh --dev
-if ! command -v shellcheck >/dev/null 2>&1; then
-  echo "[tests] installing shellcheck (Debian package) for the script tests"
-  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq shellcheck >/dev/null) \
-    || echo "[tests] shellcheck could not be installed; its tests will be skipped"
-fi
+bash scripts/install_test_services.sh
 export PATH="$ROOT/.venv/bin:$PATH"
 echo "[tests] ruff check"
 ruff check .
