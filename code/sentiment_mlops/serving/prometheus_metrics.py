@@ -177,7 +177,6 @@ class StreamMetrics:
             self.predictions.labels(sentiment)
         self._reasons: set[str] = set()
         self.end_offset: Any = None  # the last progress's source end offset (Kafka backlog)
-        self.last_progress_batch_id = -1
         self.on_batch: Callable[[], None] = lambda: None
 
     def observe_batch(
@@ -211,7 +210,6 @@ class StreamMetrics:
     def observe_progress(self, progress: Any) -> None:
         """A StreamingQueryProgress: rates, heartbeat and the source's end offset."""
         self.last_progress.set_to_current_time()
-        self.last_progress_batch_id = int(progress.batchId)
         self.input_rate.set(float(progress.inputRowsPerSecond or 0.0))
         self.processed_rate.set(float(progress.processedRowsPerSecond or 0.0))
         sources = list(progress.sources or [])
@@ -374,7 +372,7 @@ def _backlog(
     assert input_uri is not None
     return _BacklogCollector(
         "files",
-        lambda: stream_backlog.file_backlog(spark, input_uri, checkpoint, metrics.last_progress_batch_id),
+        lambda: stream_backlog.file_backlog(spark, input_uri, checkpoint),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -21,28 +22,35 @@ from sentiment_mlops.core.spark_session import _fs_and_path
 from sentiment_mlops.core.storage import join_uri
 
 log = logging.getLogger(__name__)
+LOG_NAME = re.compile(r"^\d+(\.compact)?$")  # the file source's log: one file per batch, compacted every 10
 
 
 def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def newest_planned_mtime(spark: SparkSession, checkpoint: str, batch_id: int) -> float | None:
-    """Epoch seconds of the newest file the file source planned up to `batch_id` (None: no log yet)."""
-    for name in (str(batch_id), f"{batch_id}.compact"):
-        fs, path = _fs_and_path(spark, join_uri(checkpoint, "sources", "0", name))
-        if not fs.exists(path):
-            continue
-        stream = fs.open(path)
-        try:
-            jvm = spark.sparkContext._jvm
-            assert jvm is not None
-            text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-        finally:
-            stream.close()
-        stamps = [json.loads(line).get("timestamp", 0) for line in text.splitlines()[1:] if line.strip()]
-        return max(stamps) / 1000 if stamps else None
-    return None
+def newest_planned_mtime(spark: SparkSession, checkpoint: str) -> float | None:
+    """Epoch seconds of the newest file the file source has planned (its latest log entry in the
+    checkpoint: a batch in flight counts as read); None before the first batch."""
+    fs, folder = _fs_and_path(spark, join_uri(checkpoint, "sources", "0"))
+    if not fs.exists(folder):
+        return None
+    logs: dict[int, Any] = {}
+    for status in fs.listStatus(folder):
+        name = status.getPath().getName()
+        if LOG_NAME.match(name):
+            logs[int(name.split(".")[0])] = status.getPath()
+    if not logs:
+        return None
+    stream = fs.open(logs[max(logs)])
+    try:
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+    stamps = [json.loads(line).get("timestamp", 0) for line in text.splitlines()[1:] if line.strip()]
+    return max(stamps) / 1000 if stamps else None
 
 
 def csv_files_after(spark: SparkSession, input_uri: str, after: float | None) -> int:
@@ -64,9 +72,8 @@ def csv_files_after(spark: SparkSession, input_uri: str, after: float | None) ->
     return count
 
 
-def file_backlog(spark: SparkSession, input_uri: str, checkpoint: str, last_batch_id: int) -> int:
-    newest = newest_planned_mtime(spark, checkpoint, last_batch_id) if last_batch_id >= 0 else None
-    return csv_files_after(spark, input_uri, newest)
+def file_backlog(spark: SparkSession, input_uri: str, checkpoint: str) -> int:
+    return csv_files_after(spark, input_uri, newest_planned_mtime(spark, checkpoint))
 
 
 def committed_offsets(end_offset: Any) -> dict[tuple[str, int], int]:
