@@ -176,6 +176,24 @@ class Facts:
     dataproc_flags: set[str]
     all_flags: set[str]
     corpus_names: set[str]
+    metrics: set[str]  # Prometheus metric names the project exports or its alert rules read
+
+
+def exported_metric_names() -> set[str]:
+    """Sample and family names of the online server's and the stream's registries (no model loaded, so
+    the info series are added by name), and every `sentiment_*` name the alert rules use."""
+    from sentiment_mlops.online.metrics import ServerMetrics
+    from sentiment_mlops.registry.model_watcher import ModelWatcher
+    from sentiment_mlops.serving.prometheus_metrics import StreamMetrics
+
+    watcher: ModelWatcher[Any] = ModelWatcher("http://127.0.0.1:1", "m", "Production", loader=lambda uri: None)
+    names = {"sentiment_online_model_info", "sentiment_stream_model_info", "sentiment_stream_backlog"}
+    for registry in (ServerMetrics(watcher).registry, StreamMetrics(watcher, "file").registry):
+        for family in registry.collect():
+            names.add(family.name)
+            names.update(sample.name for sample in family.samples)
+    alerts = (ROOT / "monitoring" / "prometheus" / "alerts.yml").read_text(encoding="utf-8")
+    return names | set(re.findall(r"\bsentiment_[a-z_]+", alerts))
 
 
 def parser_flags(parser: argparse.ArgumentParser) -> set[str]:
@@ -263,6 +281,7 @@ def facts() -> Facts:
         dataproc_flags=dataproc,
         all_flags=all_flags,
         corpus_names=corpus | set(airflow_config.ALL_VARIABLES),
+        metrics=exported_metric_names(),
     )
 
 
@@ -479,15 +498,18 @@ def test_inline_flags_belong_to_the_cli_in_context(docs: list[Doc], facts: Facts
     assert not problems, "\n".join(problems)
 
 
-def test_dag_ids_exist(docs: list[Doc], facts: Facts) -> None:
+def test_dag_ids_and_metric_names_exist(docs: list[Doc], facts: Facts) -> None:
     problems = []
     for doc in docs:
         texts = [*doc.inline, *doc.headings, *((line, body) for line, _lang, body in doc.blocks)]
         for line, text in texts:
             for name in re.findall(r"(?<![\w./-])sentiment_[a-z_]+(?![\w.])", text):
-                if name != "sentiment_mlops" and name not in facts.dags:
-                    problems.append(f"{doc.where(line)}: {name}")
-    assert not problems, "unknown DAG ids:\n" + "\n".join(problems)
+                if name == "sentiment_mlops" or name in facts.dags or name in facts.metrics:
+                    continue
+                if name.endswith("_") and any(m.startswith(name) for m in facts.metrics):
+                    continue  # a metric name prefix: `sentiment_online_*`
+                problems.append(f"{doc.where(line)}: {name}")
+    assert not problems, "unknown DAG ids or metric names:\n" + "\n".join(problems)
 
 
 def test_task_tables_and_chains(docs: list[Doc], facts: Facts) -> None:

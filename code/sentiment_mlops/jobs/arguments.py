@@ -119,16 +119,24 @@ def serving_args(
     max_offsets_per_trigger: int | None = None,
     model_flavor: str = "spark",
     metrics_path: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+    pushgateway_url: str | None = None,
     extra: list[str] | None = None,
 ) -> list[str]:
     """`--flag=value` arguments of the streaming serving job, then `extra`. Optional settings left as
     None are omitted so the job's own defaults apply; `--write-kafka` is a presence flag. Raises
-    ValueError for a missing or out-of-range setting."""
+    ValueError for a missing or out-of-range setting. `metrics_port` (the driver's Prometheus
+    endpoint) and `pushgateway_url` are off when None."""
     _check_serving_source(source_type, input_path, kafka_bootstrap, kafka_topic)
     if model_flavor not in MODEL_FLAVORS:
         raise ValueError(f"model_flavor must be one of {', '.join(MODEL_FLAVORS)}, got {model_flavor!r}")
     _check_positive(batch_interval_seconds=batch_interval_seconds, reload_interval_seconds=reload_interval_seconds)
     _check_given_positive(max_files_per_trigger=max_files_per_trigger, max_offsets_per_trigger=max_offsets_per_trigger)
+    if metrics_port is not None and not 0 < int(metrics_port) < 65536:
+        raise ValueError(f"metrics_port must be a TCP port (1-65535) when given, got {metrics_port}")
+    if pushgateway_url and not str(pushgateway_url).startswith(("http://", "https://")):
+        raise ValueError(f"pushgateway_url must be an http(s):// URL when given, got {pushgateway_url!r}")
     # Predictions go back to the input brokers unless told otherwise.
     out_bootstrap = kafka_output_bootstrap or kafka_bootstrap
     if write_kafka and not (out_bootstrap and kafka_output_topic):
@@ -152,6 +160,9 @@ def serving_args(
         "--max-files-per-trigger": max_files_per_trigger,
         "--max-offsets-per-trigger": max_offsets_per_trigger,
         "--metrics-path": metrics_path,
+        "--metrics-port": metrics_port,
+        "--metrics-host": metrics_host if metrics_port is not None else None,
+        "--pushgateway-url": pushgateway_url,
     }
     if write_kafka:
         args.append("--write-kafka")

@@ -9,62 +9,21 @@ and queries work unchanged.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from sentiment_mlops.online.model import Prediction, SparkFreeModel
-from sentiment_mlops.registry.model_watcher import ModelWatcher
+from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
+from sentiment_mlops.registry.watcher_metrics import WatcherCollector
 
 ENDPOINTS = frozenset({"/health", "/ping", "/info", "/invocations", "/predict", "/reload", "/metrics"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class _WatcherCollector:
-    """Model and reload state read from the watcher at scrape time (no second copy to keep)."""
-
-    def __init__(self, watcher: ModelWatcher[SparkFreeModel]) -> None:
-        self._watcher = watcher
-
-    def describe(self) -> Iterable[Any]:
-        return []
-
-    def collect(self) -> Iterable[Any]:
-        w = self._watcher
-        cur = w.current
-        loaded = GaugeMetricFamily("sentiment_online_model_loaded", "1 while a model is serving, else 0")
-        loaded.add_metric([], 1.0 if cur else 0.0)
-        yield loaded
-        version = GaugeMetricFamily(
-            "sentiment_online_model_version", "Registry version being served (0 = none)", labels=["name", "alias"]
-        )
-        version.add_metric([w.name, w.alias], float(cur.version) if cur and cur.version.isdigit() else 0.0)
-        yield version
-        if cur is not None:
-            info = InfoMetricFamily("sentiment_online_model", "The model being served")
-            info.add_metric(
-                [],
-                {
-                    "name": cur.name,
-                    "version": cur.version,
-                    "alias": cur.alias,
-                    "run_id": cur.run_id or "",
-                    "model_type": cur.model.model_type,
-                    "loaded_at": cur.loaded_at,
-                },
-            )
-            yield info
-        yield CounterMetricFamily("sentiment_online_model_reloads", "Model swaps done", value=w.stats.reloads)
-        yield CounterMetricFamily(
-            "sentiment_online_model_reload_failures",
-            "New versions rejected (failed to load or failed the smoke check)",
-            value=w.stats.reload_failures,
-        )
-        yield CounterMetricFamily(
-            "sentiment_online_registry_errors", "Background registry checks that failed", value=w.stats.registry_errors
-        )
+def _info_extra(cur: LoadedModel[SparkFreeModel]) -> dict[str, str]:
+    return {"model_type": cur.model.model_type, "loaded_at": cur.loaded_at}
 
 
 class ServerMetrics:
@@ -111,7 +70,7 @@ class ServerMetrics:
         )
         self.model_positive = Counter("model_positive_predictions", "Positive sentiment count", registry=r)
         self.model_negative = Counter("model_negative_predictions", "Negative sentiment count", registry=r)
-        r.register(_WatcherCollector(watcher))
+        r.register(WatcherCollector(watcher, "sentiment_online", _info_extra))
         for sentiment in ("negative", "positive"):  # export zeros from the start
             self.predictions.labels(sentiment)
 

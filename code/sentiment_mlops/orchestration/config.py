@@ -23,6 +23,11 @@ serving_model_stage        Production                                  stage wor
 serving_source_type        file                                        file | kafka
 serving_batch_interval     30                                          seconds between micro-batches
 serving_reload_interval    300                                         seconds between model reload checks
+serving_metrics_port       (none: off)                                 driver port of the stream's Prometheus
+                                                                       endpoint (e.g. 9108)
+serving_metrics_host       127.0.0.1                                   address that endpoint binds to
+serving_pushgateway_url    (none: off)                                 Pushgateway the stream pushes to after
+                                                                       each batch (http://HOST:9091)
 kafka_bootstrap_servers    127.0.0.1:9092                              broker list for kafka serving
 kafka_input_topic          tweets                                      topic the serving job reads
 kafka_output_topic         predictions                                 topic the serving job writes
@@ -70,6 +75,9 @@ VAR_MODEL_STAGE = "serving_model_stage"
 VAR_SOURCE_TYPE = "serving_source_type"
 VAR_BATCH_INTERVAL = "serving_batch_interval"
 VAR_RELOAD_INTERVAL = "serving_reload_interval"
+VAR_METRICS_PORT = "serving_metrics_port"
+VAR_METRICS_HOST = "serving_metrics_host"
+VAR_PUSHGATEWAY_URL = "serving_pushgateway_url"
 VAR_KAFKA_BOOTSTRAP = "kafka_bootstrap_servers"
 VAR_KAFKA_IN = "kafka_input_topic"
 VAR_KAFKA_OUT = "kafka_output_topic"
@@ -89,6 +97,9 @@ ALL_VARIABLES = (
     VAR_SOURCE_TYPE,
     VAR_BATCH_INTERVAL,
     VAR_RELOAD_INTERVAL,
+    VAR_METRICS_PORT,
+    VAR_METRICS_HOST,
+    VAR_PUSHGATEWAY_URL,
     VAR_KAFKA_BOOTSTRAP,
     VAR_KAFKA_IN,
     VAR_KAFKA_OUT,
@@ -133,6 +144,9 @@ class AirflowConfig:
     serving_source_type: str = "file"
     serving_batch_interval: int = 30
     serving_reload_interval: int = 300
+    serving_metrics_port: int | None = None
+    serving_metrics_host: str = "127.0.0.1"
+    serving_pushgateway_url: str | None = None
     kafka_bootstrap_servers: str = DEFAULT_KAFKA_BOOTSTRAP
     kafka_input_topic: str = DEFAULT_KAFKA_INPUT_TOPIC
     kafka_output_topic: str = DEFAULT_KAFKA_OUTPUT_TOPIC
@@ -227,6 +241,21 @@ def _validate_values(values: dict[str, Any], names: Mapping[str, str]) -> list[s
                 )
             else:
                 values[field_name] = parsed
+    if "serving_metrics_port" in names and values["serving_metrics_port"] is not None:
+        port = _positive_int(values["serving_metrics_port"])
+        if port is None or port > 65535:
+            errors.append(
+                f"{name('serving_metrics_port')}={values['serving_metrics_port']!r} is invalid; "
+                "allowed values: a TCP port 1-65535, or empty (off)"
+            )
+        else:
+            values["serving_metrics_port"] = port
+    pushgateway = values.get("serving_pushgateway_url")
+    if "serving_pushgateway_url" in names and pushgateway and not re.match(r"^https?://", str(pushgateway)):
+        errors.append(
+            f"{name('serving_pushgateway_url')}={pushgateway!r} is invalid; allowed values: http(s)://HOST:PORT, "
+            "or empty (off)"
+        )
     if "gcs_bucket" in names and not _BUCKET_RE.match(str(values["gcs_bucket"])):
         errors.append(
             f"{name('gcs_bucket')}={values['gcs_bucket']!r} is invalid; allowed values: a GCS bucket name prefix "
@@ -266,6 +295,9 @@ _FIELD_VARIABLES = {
     "serving_source_type": VAR_SOURCE_TYPE,
     "serving_batch_interval": VAR_BATCH_INTERVAL,
     "serving_reload_interval": VAR_RELOAD_INTERVAL,
+    "serving_metrics_port": VAR_METRICS_PORT,
+    "serving_metrics_host": VAR_METRICS_HOST,
+    "serving_pushgateway_url": VAR_PUSHGATEWAY_URL,
     "kafka_bootstrap_servers": VAR_KAFKA_BOOTSTRAP,
     "kafka_input_topic": VAR_KAFKA_IN,
     "kafka_output_topic": VAR_KAFKA_OUT,

@@ -31,7 +31,7 @@ from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
 from sentiment_mlops.registry.smoke_check import spark_smoke_check
-from sentiment_mlops.serving import crash_point
+from sentiment_mlops.serving import crash_point, prometheus_metrics
 from sentiment_mlops.serving import parsing as serving_parse
 from sentiment_mlops.serving import sinks as serving_sinks
 
@@ -91,6 +91,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     add_bool_flag(p, "--include-features", "also write the TF-IDF feature vectors")
     p.add_argument("--run-seconds", type=float, default=0, help="stop after this long (0 = run until stopped)")
     add_bool_flag(p, "--available-now", "process what is there, then stop")
+    prometheus_metrics.add_arguments(p)
     return p
 
 
@@ -172,6 +173,7 @@ class ServingState:
     stream_id: str | None = None
     totals: dict[str, int] = field(default_factory=lambda: {"predicted": 0, "quarantined": 0, "batches": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
+    exporter: prometheus_metrics.StreamExporter | None = None  # --metrics-port / --pushgateway-url
 
 
 def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now: datetime, include_features: bool):
@@ -274,6 +276,8 @@ def record_batch(state: ServingState, spark: SparkSession, stats: BatchStats, mo
         state.totals["predicted"] += stats.predicted
         state.totals["quarantined"] += stats.quarantined
         state.totals["batches"] += 1
+    if state.exporter is not None:
+        state.exporter.observe_batch(state, stats, stream)
     log.info(
         "batch %d: %d rows in, %d predicted, %d quarantined, model v%s, %.2fs",
         stats.batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.model_version, stats.seconds,
@@ -426,6 +430,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
     log.info("serving %s v%s from %s", loaded.name, loaded.version, registry.model_uri(loaded.name, args.model_stage))
     listener = ProgressLogListener()
     spark.streams.addListener(listener)
+    input_uri = resolve_uri(args.input_path, job_settings(spark)) if args.input_path else None
+    state.exporter = prometheus_metrics.start(spark, args, state.watcher, input_uri, state.checkpoint)
     query = start_query(spark, args, state)
     state.watcher.start()
     try:
@@ -444,6 +450,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
         while listener.last_batch_id < last and time.monotonic() < deadline:
             time.sleep(0.1)
         spark.streams.removeListener(listener)
+        if state.exporter is not None:
+            state.exporter.stop()
     if query.exception():
         raise RuntimeError(f"streaming query failed: {query.exception()}")
     log.info("stopped after %(batches)d batches: %(predicted)d predicted, %(quarantined)d quarantined", state.totals)

@@ -91,6 +91,9 @@ def build_serving_job(
         max_files_per_trigger=max_files_per_trigger,
         max_offsets_per_trigger=max_offsets_per_trigger,
         metrics_path=paths["metrics"],
+        metrics_port=cfg.serving_metrics_port,
+        metrics_host=cfg.serving_metrics_host,
+        pushgateway_url=cfg.serving_pushgateway_url,
         extra=extra,
     )
     labels = {
