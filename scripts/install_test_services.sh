@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The real services the tests run against, from Debian's packages (no Docker, no download at test time):
-# shellcheck (script tests), prometheus + promtool and the Pushgateway (monitoring tests), PostgreSQL 15
+# ShellCheck (script tests), prometheus + promtool and the Pushgateway (monitoring tests), PostgreSQL 15
 # (production-profile tests), Chromium and its driver (the Airflow UI test through Selenium).
 # A package that cannot be installed only skips the tests that need it, with the reason.
 set -uo pipefail
