@@ -88,15 +88,16 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
         # 2. bad rows and a bad file are quarantined with reasons; the stream keeps going
         _drop(inbox, "mixed.csv", [("b1", "fine tweet"), ("b2", "")])
         bad = inbox / "latin1.csv"
-        bad.write_bytes("text\ncaf\xe9 au lait\n".encode("latin-1"))
+        bad.write_bytes("text\ncaf\xe9 au lait\n".encode("latin-1") + b"fine after it\n")
         query.processAllAvailable()
         quarantine = pd.read_parquet(local_path(f"gs://{tag}-out") / "quarantine")
         reasons = dict(
             zip(quarantine["source"] + ":" + quarantine["source_row"].astype(str), quarantine["error"], strict=True)
         )
         assert reasons["mixed.csv:3"] == "empty text"
-        assert reasons["latin1.csv:0"].startswith("file is not UTF-8")
+        assert reasons["latin1.csv:2"].startswith("not UTF-8")  # only the row with the bad byte
         assert "b1" in set(_predictions(tag)["id"]) and query.isActive
+        assert "fine after it" in set(_predictions(tag)["text"])
 
         # 3. a new version takes the alias: later rows carry it, no batch fails
         new_version = train_serving_model(spark, sample_csv, mlflow_server, "svc")
