@@ -42,6 +42,7 @@ SAMPLE_CSV = Path(
 RESULTS = ROOT / "bench" / "results" / "online_server.json"
 BENCH_MODEL_NAME = "bench-online-server"
 JSON_HEADERS = {"content-type": "application/json"}
+SENTIMENTS = ("negative", "positive")  # label 0 / 1
 
 
 def load_texts(path: Path, n: int = 2000) -> list[str]:
@@ -200,11 +201,11 @@ def measure(
 
 def labels_from(resp: httpx.Response) -> list[int]:
     preds = resp.json()["predictions"]
-    # Ours: [{"label": ..}, ..]; mlflow's Spark pyfunc: the prediction column as numbers (or records).
+    # Ours: ["positive", ..]; mlflow's Spark pyfunc: the prediction column as numbers (or records).
     out = []
     for p in preds:
         value = p.get("label", p.get("prediction")) if isinstance(p, dict) else p
-        out.append(int(float(value)))
+        out.append(SENTIMENTS.index(value) if value in SENTIMENTS else int(float(value)))
     return out
 
 

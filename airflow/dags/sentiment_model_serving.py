@@ -4,7 +4,9 @@ validate_mlflow -> get_model_to_serve -> deploy_streaming_job -> wait_for_stream
 
 serving_deploy_mode=test (the default Variable) validates the job and logs the exact Job JSON but
 submits nothing; production submits it to Dataproc or to the local spark-submit runner
-(SENTIMENT_BACKEND) and waits until it is RUNNING and has written its first batch. Every serving
+(SENTIMENT_BACKEND) and waits (deferred, in the triggerer) until it is RUNNING and has written its
+first batch. A retried deploy attaches to the job it submitted; replace_running cancels only other
+jobs on the same checkpoint and waits for their end before submitting. Every serving
 Variable can be overridden for one run in the trigger form.
 """
 
@@ -16,7 +18,8 @@ from typing import Any
 from airflow.sdk import Param, chain, dag, task
 
 from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, from_airflow_variables
-from sentiment_mlops.orchestration.task_context import pulled_config, run_tag
+from sentiment_mlops.orchestration.operators import ServingJobWaitOperator
+from sentiment_mlops.orchestration.task_context import pulled_config, run_tag, task_attempt
 from sentiment_mlops.orchestration.tasks import reports, serving
 from sentiment_mlops.orchestration.tasks.common import check_mlflow
 
@@ -87,20 +90,9 @@ def sentiment_model_serving() -> None:
             starting_offsets=params.get("starting_offsets"),
             dead_letter_topic=params.get("dead_letter_topic"),
         )
-        return serving.deploy_serving_job(cfg, job, replace_running=bool(params["replace_running"]))
-
-    @task
-    def wait_for_streaming_job(**context: Any) -> dict[str, Any]:
-        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
-        deployment = context["ti"].xcom_pull(task_ids="deploy_streaming_job")
-        if not deployment["submitted"]:
-            return {"job_id": deployment["job_id"], "state": "NOT_SUBMITTED", "reason": "serving_deploy_mode=test"}
-        params = context["params"]
-        return serving.wait_for_serving_job(
-            cfg,
-            deployment["job_id"],
-            timeout_s=float(params["wait_timeout_seconds"]),
-            require_first_batch=bool(params["require_first_batch"]),
+        # A retried deploy attaches to the job it submitted before; replace_running never cancels it.
+        return serving.deploy_serving_job(
+            cfg, job, replace_running=bool(params["replace_running"]), attempt=task_attempt(context)
         )
 
     @task
@@ -114,7 +106,11 @@ def sentiment_model_serving() -> None:
         serving.log.info("NOTIFICATION: %s", message)
         return message
 
-    chain(validate_mlflow(), get_model_to_serve(), deploy_streaming_job(), wait_for_streaming_job(), notify())
+    # Deferred: the wait runs in the triggerer (inline under `airflow dags test`), not in a worker slot.
+    wait_for_streaming_job = ServingJobWaitOperator(
+        task_id="wait_for_streaming_job", config_task_id=FIRST_TASK, deploy_task_id="deploy_streaming_job"
+    )
+    chain(validate_mlflow(), get_model_to_serve(), deploy_streaming_job(), wait_for_streaming_job, notify())
 
 
 sentiment_model_serving()

@@ -57,13 +57,20 @@ class FakeBackend:
             "submitted_at": _now(),
         }
 
-    def submit(self, job: dict, wait: bool = False, timeout: float | None = None) -> dict:
+    def submit(
+        self, job: dict, wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> dict:
+        if job["reference"]["job_id"] in self.jobs:  # like both real backends: attach, start nothing
+            return {**self.jobs[job["reference"]["job_id"]], "attached": True}
         self.submitted.append(job)
         self.add(job["reference"]["job_id"], self.submit_state, job["labels"], job["pyspark_job"]["args"])
         return dict(self.jobs[job["reference"]["job_id"]])
 
     def get(self, job_id: str) -> dict:
         return dict(self.jobs[job_id])
+
+    def find(self, job_id: str) -> dict | None:
+        return dict(self.jobs[job_id]) if job_id in self.jobs else None
 
     def list_active(self, labels: dict) -> list[dict]:
         return [
@@ -107,9 +114,10 @@ def test_validate_input_local_bucket_folder_and_errors(store: LocalStore) -> Non
         common.validate_input(AirflowConfig(), "gs://acme-raw/missing.csv", store=store)
     with pytest.raises(TaskError, match="about 150 rows; at least 1000"):
         common.validate_input(AirflowConfig(), "gs://acme-raw/raw/a.csv", min_rows=1000, store=store)
-    (folder.parent / "notes.txt").write_text("no commas here\n" * 200)
-    with pytest.raises(TaskError, match="does not look like CSV"):
+    (folder.parent / "notes.txt").write_text("secret diary entry no commas\n" * 200)
+    with pytest.raises(TaskError, match="does not look like CSV") as err:
         common.validate_input(AirflowConfig(), "gs://acme-raw/notes.txt", store=store)
+    assert "secret" not in str(err.value) and "diary" not in str(err.value)  # the input's contents stay out
     with pytest.raises(TaskError, match="must be a gs:// URI"):
         common.validate_input(AirflowConfig(**DATAPROC), "/local/file.csv", store=store)
 
@@ -341,9 +349,11 @@ def test_serving_job_file_and_kafka() -> None:
     args = file_job["pyspark_job"]["args"]
     assert file_job["labels"]["app"] == "sentiment-serving" and file_job["labels"]["source"] == "file"
     assert file_job["reference"]["job_id"] == "sentiment-serving-file-tag1"
-    assert "--source-type=file" in args and "--input-path=gs://acme-streaming-input/incoming" in args
+    # the bucket roots the original project's `gsutil cp` commands use
+    assert "--source-type=file" in args and "--input-path=gs://acme-streaming-input" in args
+    assert "--output-path=gs://acme-predictions" in args
     assert "--batch-interval-seconds=15" in args and "--model-stage=Production" in args
-    assert "--metrics-path=gs://acme-predictions/streaming/_metrics/batches" in args
+    assert "--metrics-path=gs://acme-predictions/_metrics/batches" in args
     assert "--checkpoint=gs://acme-checkpoint/streaming/file" in args
     assert "spark.jars.packages" not in file_job["pyspark_job"]["properties"]
 
@@ -387,18 +397,95 @@ def test_deploy_test_mode_logs_the_job_and_submits_nothing(caplog: pytest.LogCap
     assert json.dumps(job, indent=2, sort_keys=True) in caplog.text
 
 
-def test_deploy_production_refuses_or_replaces_running_jobs() -> None:
+def test_deploy_production_refuses_or_replaces_jobs_on_its_checkpoint() -> None:
     cfg = AirflowConfig(serving_deploy_mode="production")
-    backend = FakeBackend()
-    backend.add("old-serving", "RUNNING", {"app": "sentiment-serving"})
-    backend.add("a-training", "RUNNING", {"app": "sentiment-training"})
     job = serving_tasks.build_serving_job(cfg, "tag1")
-    with pytest.raises(TaskError, match="already active: old-serving"):
+    label = job["labels"]["checkpoint"]
+    assert label == serving_tasks.checkpoint_label(common.serving_paths(cfg)["checkpoint"])
+    assert label.startswith("ckpt-") and len(label) == 21
+    backend = FakeBackend()
+    backend.add("old-serving", "RUNNING", {"app": "sentiment-serving", "checkpoint": label})
+    backend.add("kafka-serving", "RUNNING", {"app": "sentiment-serving", "checkpoint": "ckpt-0000000000000000"})
+    backend.add("a-training", "RUNNING", {"app": "sentiment-training"})
+    with pytest.raises(TaskError, match="already active on this checkpoint: old-serving"):
         serving_tasks.deploy_serving_job(cfg, job, backend=backend)
     result = serving_tasks.deploy_serving_job(cfg, job, replace_running=True, backend=backend)
-    assert result["submitted"] and result["job_id"] == "sentiment-serving-file-tag1"
-    assert result["replaced"] == ["old-serving"] and backend.cancelled == ["old-serving"]
+    assert result["submitted"] and result["job_id"] == "sentiment-serving-file-tag1" and not result["attached"]
+    assert result["replaced"] == ["old-serving"] and backend.cancelled == ["old-serving"]  # other checkpoints stay
     assert backend.submitted == [job]
+
+
+class SlowCancelBackend(FakeBackend):
+    """Dataproc's cancel: it returns while the driver still runs; the job ends some polls later."""
+
+    def __init__(self, polls_to_stop: int) -> None:
+        super().__init__()
+        self.polls_to_stop = polls_to_stop
+        self.events: list[str] = []
+
+    def cancel(self, job_id: str) -> dict:
+        self.cancelled.append(job_id)
+        self.events.append(f"cancel {job_id}")
+        return dict(self.jobs[job_id])  # still RUNNING
+
+    def get(self, job_id: str) -> dict:
+        if job_id in self.cancelled and self.jobs[job_id]["state"] == "RUNNING":
+            self.polls_to_stop -= 1
+            if self.polls_to_stop <= 0:
+                self.jobs[job_id]["state"] = "CANCELLED"
+                self.events.append(f"ended {job_id}")
+        return dict(self.jobs[job_id])
+
+    def submit(
+        self, job: dict, wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> dict:
+        self.events.append(f"submit {job['reference']['job_id']}")
+        return super().submit(job, wait, timeout, request_id)
+
+
+def test_replace_running_waits_for_the_old_driver_to_stop_before_submitting() -> None:
+    from sentiment_mlops.orchestration.job_attempts import TaskAttempt
+
+    cfg = AirflowConfig(serving_deploy_mode="production")
+    job = serving_tasks.build_serving_job(cfg, "tag2")
+    backend = SlowCancelBackend(polls_to_stop=3)
+    backend.add("old", "RUNNING", {"app": "sentiment-serving", "checkpoint": job["labels"]["checkpoint"]})
+    attempt = TaskAttempt("sentiment_model_serving", "manual__x", "deploy_streaming_job", 1)
+    kw: dict[str, Any] = {"sleep": lambda s: None, "poll_s": 1}
+    serving_tasks.deploy_serving_job(cfg, job, replace_running=True, backend=backend, attempt=attempt, **kw)
+    assert backend.events == ["cancel old", "ended old", "submit sentiment-serving-file-tag2"]
+
+    stuck = SlowCancelBackend(polls_to_stop=10**6)
+    stuck.add("old", "RUNNING", {"app": "sentiment-serving", "checkpoint": job["labels"]["checkpoint"]})
+    clock = iter(range(0, 10_000, 10))
+    with pytest.raises(TaskError, match="still RUNNING 60s after its cancel"):
+        serving_tasks.deploy_serving_job(
+            cfg, job, replace_running=True, backend=stuck, timeout_s=60, clock=lambda: next(clock), **kw
+        )
+    assert stuck.submitted == []  # never a second driver on the checkpoint
+
+
+def test_retried_deploy_with_replace_running_keeps_its_own_job() -> None:
+    """Attempt 1 submitted and died; attempt 2 (replace_running) must not cancel that job: it attaches.
+    When that job has failed, attempt 3 submits `-t3` (and still cancels nothing of its own)."""
+    from sentiment_mlops.orchestration.job_attempts import TaskAttempt
+
+    cfg = AirflowConfig(serving_deploy_mode="production")
+    job = serving_tasks.build_serving_job(cfg, "tag3")
+    backend = FakeBackend()
+
+    def deploy(try_number: int) -> dict:
+        attempt = TaskAttempt("sentiment_model_serving", "manual__y", "deploy_streaming_job", try_number)
+        return serving_tasks.deploy_serving_job(cfg, job, replace_running=True, backend=backend, attempt=attempt)
+
+    first = deploy(1)
+    second = deploy(2)
+    assert second["job_id"] == first["job_id"] == "sentiment-serving-file-tag3" and second["attached"]
+    assert backend.cancelled == [] and len(backend.submitted) == 1
+    backend.jobs["sentiment-serving-file-tag3"]["state"] = "ERROR"
+    third = deploy(3)
+    assert third["job_id"] == "sentiment-serving-file-tag3-t3" and not third["attached"]
+    assert backend.cancelled == [] and len(backend.list_active({"checkpoint": job["labels"]["checkpoint"]})) == 1
 
 
 def _metrics_record(batch_id: int, when: datetime) -> dict:
@@ -467,10 +554,13 @@ def test_management_status_output_report_and_stop(store: LocalStore) -> None:
     cfg = AirflowConfig(gcs_bucket="acme")
     paths = common.serving_paths(cfg)
     predictions = paths["predictions"]
-    _write_parquet(store, f"{predictions}/date=2026-01-01/batch_id=0/part-0.parquet", 5)
-    _write_parquet(store, f"{predictions}/date=2026-01-02/batch_id=1/part-0.parquet", 7)
-    _write_parquet(store, f"{predictions}/date=2026-01-02/batch_id=2/part-0.parquet", 3)
-    store.write_bytes(f"{predictions}/date=2026-01-02/batch_id=2/_SUCCESS", b"")
+    assert predictions == "gs://acme-predictions/predictions"  # the original project's `gsutil ls` path
+    stream = "20260102000000-0a1b2c3d"
+    # output written before the flat layout is still counted
+    _write_parquet(store, f"{predictions}/date=2026-01-01/stream={stream}/batch_id=0/part-0.parquet", 5)
+    _write_parquet(store, f"{predictions}/date=2026-01-02/part-{stream}-0000000001-00000.parquet", 7)
+    _write_parquet(store, f"{predictions}/date=2026-01-02/part-{stream}-0000000002-00000.parquet", 3)
+    _write_parquet(store, f"{predictions}/_staging/{stream}-3/part-00000-x.snappy.parquet", 4)  # in flight
     store.write_bytes(
         f"{paths['metrics']}/batch-0000000002.json", json.dumps(_metrics_record(2, datetime.now(UTC))).encode()
     )
@@ -509,52 +599,6 @@ def test_management_status_output_report_and_stop(store: LocalStore) -> None:
 # --- the Dataproc backend through a fake hook ---------------------------------------------------------
 
 
-class _Obj:
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-
-def _proto_job(job_id: str, state: str) -> Any:
-    status = _Obj(state=_Obj(name=state), details="", state_start_time=datetime.now(UTC))
-    return _Obj(
-        reference=_Obj(job_id=job_id),
-        status=status,
-        status_history=[status],
-        labels={"app": "sentiment-serving"},
-        pyspark_job=_Obj(args=["--output-path=gs://b/out"]),
-        driver_output_resource_uri=f"gs://staging/jobs/{job_id}/driveroutput",
-    )
-
-
-class FakeHook:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.requests: list[dict] = []
-
-    def submit_job(self, job: dict, project_id: str, region: str) -> Any:
-        self.calls.append(("submit", job["reference"]["job_id"], project_id, region))
-        return _proto_job(job["reference"]["job_id"], "PENDING")
-
-    def wait_for_job(self, job_id: str, project_id: str, region: str, wait_time: int, timeout: float | None) -> None:
-        self.calls.append(("wait", job_id))
-
-    def get_job(self, job_id: str, project_id: str, region: str) -> Any:
-        return _proto_job(job_id, "DONE" if ("wait", job_id) in self.calls else "RUNNING")
-
-    def cancel_job(self, job_id: str, project_id: str, region: str) -> None:
-        self.calls.append(("cancel", job_id, project_id, region))
-
-    def get_job_client(self, region: str) -> Any:
-        hook = self
-
-        class Client:
-            def list_jobs(self, request: dict) -> list:
-                hook.requests.append(request)
-                return [_proto_job("serving-1", "RUNNING")]
-
-        return Client()
-
-
 class FakeGcs:
     def list_files(self, uri: str) -> list[tuple[str, int]]:
         return [(f"{uri}/driveroutput.000000000", 10), (f"{uri}/driveroutput.000000001", 20)]
@@ -563,29 +607,96 @@ class FakeGcs:
         return f"first line of {uri.rsplit('/', 1)[1]}\nlast line\n".encode()
 
 
-def test_dataproc_backend_with_a_fake_hook() -> None:
+def test_dataproc_backend_with_a_fake_api() -> None:
+    from tests.fake_dataproc import FakeDataprocApi, FakeDataprocHook
+
     cfg = AirflowConfig(**DATAPROC, gcp_region="europe-west1")
-    hook = FakeHook()
-    backend = DataprocJobBackend("my-proj-123", "europe-west1", hook=hook, store=FakeGcs())  # type: ignore[arg-type]
+    api = FakeDataprocApi()
+    backend = DataprocJobBackend("my-proj-123", "europe-west1", hook=FakeDataprocHook(api), store=FakeGcs())  # type: ignore[arg-type]
     spec = training_tasks.build_training_jobs(cfg, input_uri="gs://b-raw/x.csv", run_tag="t", variants=("full",))[
         "full"
     ]
-    result = backend.submit(spec, wait=True)
-    assert result["state"] == "DONE"
-    assert hook.calls[:2] == [
-        ("submit", spec["reference"]["job_id"], "my-proj-123", "europe-west1"),
-        ("wait", spec["reference"]["job_id"]),
+    result = backend.submit(spec, wait=True, request_id="r1")
+    assert result["state"] == "DONE" and "attached" not in result
+    assert [(r.project_id, r.region, r.job.reference.job_id, r.request_id) for r in api.requests] == [
+        ("my-proj-123", "europe-west1", spec["reference"]["job_id"], "r1")
     ]
+    # The same job again: with its request id the API returns the first job, without it AlreadyExists;
+    # either way the backend attaches and nothing new runs.
+    assert backend.submit(spec, request_id="r1")["job_id"] == spec["reference"]["job_id"]
+    assert backend.submit(spec, request_id="r2")["attached"] is True
+    assert len(api.jobs) == 1 and backend.find("no-such-job") is None
+
+    serving = serving_tasks.build_serving_job(cfg, "t")
+    backend.submit(serving)
     active = management.list_active_serving_jobs(cfg, backend=backend)
-    assert [j["job_id"] for j in active] == ["serving-1"]
-    assert hook.requests == [
-        {
-            "project_id": "my-proj-123",
-            "region": "europe-west1",
-            "filter": "status.state = ACTIVE AND labels.app = sentiment-serving",
-        }
+    assert [j["job_id"] for j in active] == [serving["reference"]["job_id"]]
+    backend.cancel(serving["reference"]["job_id"])
+    assert api.cancelled == [serving["reference"]["job_id"]]
+    tail = backend.log_tail(serving["reference"]["job_id"], 5)
+    assert tail[0] == "first line of driveroutput.000000001" and tail[-1] == "last line"
+
+
+def test_run_job_retry_attaches_or_resubmits() -> None:
+    from sentiment_mlops.orchestration.job_attempts import TaskAttempt
+
+    spec = training_tasks.build_training_jobs(AirflowConfig(), input_uri="x.csv", run_tag="t", variants=("full",))[
+        "full"
     ]
-    backend.cancel("serving-1")
-    assert ("cancel", "serving-1", "my-proj-123", "europe-west1") in hook.calls
-    assert backend.log_tail("serving-1", 1) == ["last line"]
-    assert backend.log_tail("serving-1", 5)[0] == "first line of driveroutput.000000001"
+    backend = FakeBackend(submit_state="DONE")
+
+    def run(try_number: int) -> dict:
+        attempt = TaskAttempt("sentiment_training_local", "manual__z", "train_models", try_number)
+        return common.run_job(AirflowConfig(), spec, backend=backend, attempt=attempt)
+
+    assert run(1)["job_id"] == "sentiment-training-full-t"
+    assert run(2)["attached"] and len(backend.submitted) == 1  # DONE already: nothing runs twice
+    backend.jobs["sentiment-training-full-t"]["state"] = "CANCELLED"  # killed with its task
+    assert run(3)["job_id"] == "sentiment-training-full-t-t3" and len(backend.submitted) == 2
+    assert run(4)["job_id"] == "sentiment-training-full-t-t3"  # the newest attempt's job decides
+
+
+def test_serving_wait_trigger_polls_in_the_triggerer(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import importlib
+    import time
+
+    from sentiment_mlops.orchestration.triggers import ServingJobTrigger
+
+    cfg = AirflowConfig()
+    paths = common.serving_paths(cfg)
+    backend = FakeBackend()
+    backend.add("s1", "RUNNING", {"app": "sentiment-serving"}, [f"--metrics-path={paths['metrics']}"])
+    monkeypatch.setattr(serving_tasks, "job_backend", lambda c: backend)
+    monkeypatch.setattr(serving_tasks, "store_for", lambda c: store)
+    now = time.time()
+    trigger = ServingJobTrigger(cfg.as_dict(), "s1", since=now, deadline=now + 60, timeout_s=60, poll_s=0.05)
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    trigger = getattr(importlib.import_module(module), name)(**kwargs)  # what the triggerer does
+
+    async def first_event(t: ServingJobTrigger) -> dict:
+        async for event in t.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    async def batch_later() -> dict:
+        task = asyncio.create_task(first_event(trigger))
+        await asyncio.sleep(0.3)
+        assert not task.done()  # RUNNING without a batch: still polling
+        record = json.dumps(_metrics_record(1, datetime.now(UTC))) + "\n"
+        store.write_bytes(f"{paths['metrics']}/batch-0000000001.json", record.encode())
+        return await asyncio.wait_for(task, 10)
+
+    event = asyncio.run(batch_later())
+    assert event["status"] == "ok" and event["result"]["first_batch"]["batch_id"] == 1
+
+    backend.jobs["s1"]["submitted_at"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()  # batch is older
+    late = ServingJobTrigger(cfg.as_dict(), "s1", since=now, deadline=now - 1, timeout_s=30, poll_s=0.05)
+    event = asyncio.run(first_event(late))
+    assert event["status"] == "error" and "did not reach its first batch within 30s" in event["message"]
+    backend.jobs["s1"]["state"] = "ERROR"
+    event = asyncio.run(first_event(trigger))
+    assert (
+        event["status"] == "error" and "ended ERROR" in event["message"] and "ValueError: bad input" in event["message"]
+    )

@@ -207,3 +207,97 @@ def test_fuzz_kafka_one_row_per_message(spark, values) -> None:  # type: ignore[
     rows = kafka_rows(spark, values)
     for r in rows.values():
         assert (r["error"] is None) == (r["text"] is not None), r
+
+
+# --- the rules at their boundaries (one Spark job each) ------------------------------------------
+
+
+def test_labels_and_timestamps_at_their_boundaries(spark) -> None:  # type: ignore[no-untyped-def]
+    from pyspark.sql import functions as F
+
+    from sentiment_mlops.serving.parsing import label_from, timestamp_from
+
+    labels = ["0", "1", "4", "4.0", " 1 ", "2", "3", "-1", "x", "", "inf", "NaN", "1e400", None]
+    expected_labels = [0, 1, 1, 1, 1, None, None, None, None, None, None, None, None, None]
+    df = spark.createDataFrame([(v,) for v in labels], "v string")
+    assert [r[0] for r in df.select(label_from(F.col("v"))).collect()] == expected_labels
+
+    fallback = datetime(2000, 1, 1)
+    stamps = [
+        ("1764417600", datetime(2025, 11, 29, 12, 0, 0)),  # epoch seconds
+        ("1764417600000", datetime(2025, 11, 29, 12, 0, 0)),  # epoch milliseconds
+        ("99999999999", fallback),  # read as seconds: year 5138, out of range
+        ("100000000001", datetime(1973, 3, 3, 9, 46, 40, 1000)),  # above 1e11: milliseconds
+        ("2026-11-29T10:00:00Z", datetime(2026, 11, 29, 10, 0, 0)),
+        ("2026-11-29T12:00:00+02:00", datetime(2026, 11, 29, 10, 0, 0)),  # converted to UTC
+        (" 2026-11-29T10:00:00 ", datetime(2026, 11, 29, 10, 0, 0)),  # naive: kept as UTC
+        ("1900-01-01T00:00:00Z", datetime(1900, 1, 1)),  # the first accepted instant
+        ("1899-12-31T23:59:59Z", fallback),
+        ("2199-12-31T23:59:59Z", datetime(2199, 12, 31, 23, 59, 59)),
+        ("2200-01-01T00:00:01Z", fallback),
+        ("0001-01-01T00:00:00+05:00", fallback),
+        ("yesterday", fallback),
+        ("1e400", fallback),
+        ("", fallback),
+        (None, fallback),
+    ]
+    df = spark.createDataFrame([(v, fallback) for v, _ in stamps], "v string, f timestamp")
+    got = [r[0] for r in df.select(timestamp_from(F.col("v"), F.col("f"))).collect()]
+    assert got == [want for _, want in stamps]
+
+
+@pytest.mark.parametrize(("length", "quarantined"), [(9_999, False), (10_000, False), (10_001, True)])
+def test_texts_longer_than_10000_characters_are_quarantined(spark, length: int, quarantined: bool) -> None:  # type: ignore[no-untyped-def]
+    from pyspark.sql import functions as F
+
+    from sentiment_mlops.serving.parsing import MAX_TEXT_CHARS, RAW_CHARS, finish
+
+    assert (MAX_TEXT_CHARS, RAW_CHARS) == (10_000, 2_000)
+    text = "a" * length
+    message = kafka_rows(spark, [json.dumps({"text": text}).encode()])[0]
+    row = finish(
+        spark.createDataFrame([(text,)], "t string"), id=F.lit(None), text=F.col("t"), label=F.lit(None),
+        timestamp=F.lit(None), arrival=F.lit(MESSAGE_TIME), source=F.lit("f.csv"), source_row=F.lit(2),
+        raw=F.col("t"), error=F.lit(None),
+    ).first().asDict()  # fmt: skip
+    for record in (row, message):
+        if quarantined:
+            assert record["text"] is None and record["error"] == "text longer than 10000 characters"
+            assert len(record["raw"]) == 2000  # the raw input is kept, cut to a readable size
+        else:
+            assert record["text"] == text and record["error"] is None and record["raw"] is None
+
+
+def test_quarantined_kafka_raw_values_are_cut_to_2000_characters(spark) -> None:  # type: ignore[no-untyped-def]
+    rows = kafka_rows(spark, [b"{" + b"x" * 5000, b"\xff" * 3000])
+    assert len(rows[0]["raw"]) == 2000
+    assert rows[1]["raw"] == "FF" * 1000  # not UTF-8: the first 1,000 bytes as hex
+
+
+def test_csv_details(one_file_spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A byte-order mark and CRLF lines; blank lines skipped; quoted newlines kept; a quarantined row
+    keeps its CSV text; an empty id is no id."""
+    write(tmp_path, "bom.csv", "\ufeffID,Text\r\n1,hello\r\n\r\n,no id\r\n".encode())
+    write(tmp_path, "quoted.csv", b'text,id\n"line one\r\nline two",7\n1,"a, b",extra\n')
+    rows, _ = parse_folder(one_file_spark, tmp_path)
+    assert [(k, r["id"], r["text"], r["error"]) for k, r in sorted(rows.items())] == [
+        (("bom.csv", 2), "1", "hello", None),
+        (("bom.csv", 3), None, "no id", None),
+        (("quoted.csv", 2), "7", "line one\r\nline two", None),
+        (("quoted.csv", 3), None, None, "3 fields, header has 2"),
+    ]
+    assert rows[("quoted.csv", 3)]["raw"] == '1,"a, b",extra'
+
+
+def test_serving_job_bad_arguments_are_one_line_errors(capsys) -> None:  # type: ignore[no-untyped-def]
+    from sentiment_mlops.backends.local.mlflow_server import free_port
+    from sentiment_mlops.serving import job as serving_job
+
+    assert serving_job.main(["--output-path", "gs://o", "--checkpoint", "gs://c"]) == 2
+    assert capsys.readouterr().err.strip() == "ERROR: --input-path is required with --source-type file"
+    dead = f"http://127.0.0.1:{free_port()}"
+    argv = ["--input-path", "gs://i", "--output-path", "gs://o", "--checkpoint", "gs://c", "--mlflow-uri", dead]
+    assert serving_job.main(argv) == 2
+    assert capsys.readouterr().err.strip().startswith(f"ERROR: MLflow tracking server unreachable at {dead}")
+    assert serving_job.main([*argv[:6], "--batch-interval-seconds", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from sentiment_mlops.features.text_cleaning import cleaning_sql
-from sentiment_mlops.online import spark_free_model as sfm
+from sentiment_mlops.online import model as sfm
 from sentiment_mlops.training.model_catalog import MODEL_SPECS
 
 pytestmark = pytest.mark.integration
@@ -181,8 +182,13 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
         assert pred.label == int(row["prediction"]), text
         assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
         if has_probability:
-            assert pred.probabilities == tuple(row["probability"].toArray().tolist()), text
-            assert pred.probability == row["probability"][1]
+            # Probabilities within 1 ulp: the JVM's exp() and Python's libm exp() differ in the last bit
+            # for a few margins (seen on 1 text in about 400); labels and margins stay bit-identical.
+            spark_probs = row["probability"].toArray().tolist()
+            assert all(
+                _within_ulp(ours, theirs) for ours, theirs in zip(pred.probabilities, spark_probs, strict=True)
+            ), text
+            assert _within_ulp(pred.probability, row["probability"][1]), text
         else:
             assert "probability" not in row.asDict() and pred.probability is None
     assert {p.label for p in predictions} == {0, 1}  # both classes occur, so both branches are compared
@@ -192,7 +198,7 @@ def test_loads_and_predicts_without_a_jvm(trained: TrainedModels) -> None:
     """In a fresh interpreter: no SparkContext, no Java gateway, no child process."""
     code = f"""
 import json, os, sys
-from sentiment_mlops.online.spark_free_model import load_model
+from sentiment_mlops.online.model import load_model
 model = load_model({trained.runs_uri("logisticregression")!r}, {trained.tracking_uri!r})
 preds = model.predict(["what a lovely day", "worst day ever"])
 from pyspark import SparkContext
@@ -211,6 +217,10 @@ print(json.dumps({{"gateway": SparkContext._gateway is None, "children": childre
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"gateway": True, "children": [], "labels": result["labels"]}
     assert set(result["labels"]) <= {0, 1}
+
+
+def _within_ulp(a: float | None, b: float) -> bool:
+    return a is not None and abs(a - b) <= math.ulp(b)
 
 
 def test_linear_svc_outputs_no_probability(trained: TrainedModels) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, clean_text, cleaning_stage
+from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, clean_text
+from sentiment_mlops.training.model_catalog import cleaning_stage
 
 CASES = {
     "@bob I LOVE this &amp; that!!! http://t.co/xyz": "i love this and that!!!",

@@ -28,12 +28,20 @@ def job_summary(
 class JobBackend(Protocol):
     """Submit, inspect and cancel Spark jobs given as Dataproc Job dicts."""
 
-    def submit(self, job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> dict[str, Any]:
-        """Submit `job`; with `wait`, return once it has ended (or `timeout` seconds passed)."""
+    def submit(
+        self, job: dict[str, Any], wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Submit `job`; with `wait`, return once it has ended (or `timeout` seconds passed).
+        Idempotent: when a job with this id exists (or `request_id` was seen), the existing job is
+        returned (key `attached`: True) and waited for with `wait`; nothing new starts."""
         ...
 
     def get(self, job_id: str) -> dict[str, Any]:
         """The job's current summary."""
+        ...
+
+    def find(self, job_id: str) -> dict[str, Any] | None:
+        """The job's current summary, or None when no job has this id."""
         ...
 
     def list_active(self, labels: dict[str, str]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -62,10 +63,15 @@ def job_settings(spark: SparkSession) -> Settings:
     return load_settings(backend)
 
 
-def _fs_and_path(spark: SparkSession, uri: str):  # type: ignore[no-untyped-def]
+def jvm_of(spark: SparkSession) -> Any:
+    """The JVM gateway view of a live session (py4j's `sc._jvm`)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None, "the Spark context has no JVM gateway (stopped session?)"
-    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return jvm
+
+
+def _fs_and_path(spark: SparkSession, uri: str):  # type: ignore[no-untyped-def]
+    path = jvm_of(spark).org.apache.hadoop.fs.Path(uri)
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     return fs, path
 

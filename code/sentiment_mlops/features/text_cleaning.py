@@ -1,18 +1,15 @@
 """Tweet text cleaning, defined once and applied two ways.
 
-The rules become a Spark `SQLTransformer` stage inside the saved PipelineModel, so serving
-applies exactly what training applied without importing Python code on the executors. The same
-rules run in pure Python (:func:`clean_text`) for the Spark-free online server; the patterns use
-only syntax that Java and Python regexes read the same way.
+The rules become a Spark SQL statement (:func:`cleaning_sql`), which training wraps in a
+`SQLTransformer` stage inside the saved PipelineModel, so serving applies exactly what training
+applied without importing Python code on the executors. The same rules run in pure Python
+(:func:`clean_text`) for the Spark-free online server; the patterns use only syntax that Java and
+Python regexes read the same way. This module never imports pyspark: the online server imports it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the Spark-free online server imports this module without pyspark
-    from pyspark.ml.feature import SQLTransformer
 
 RAW_TEXT_COL = "text"
 CLEAN_TEXT_COL = "clean_text"
@@ -41,16 +38,11 @@ def _sql_literal(value: str) -> str:
 
 
 def cleaning_sql(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL) -> str:
+    """The `SQLTransformer` statement applying CLEANING_RULES to `input_col` into `output_col`."""
     expr = f"lower(coalesce(`{input_col}`, ''))"
     for pattern, replacement, _why in CLEANING_RULES:
         expr = f"regexp_replace({expr}, {_sql_literal(pattern)}, {_sql_literal(replacement)})"
     return f"SELECT *, trim({expr}) AS `{output_col}` FROM __THIS__"
-
-
-def cleaning_stage(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL) -> SQLTransformer:
-    from pyspark.ml.feature import SQLTransformer
-
-    return SQLTransformer(statement=cleaning_sql(input_col, output_col))
 
 
 _PY_RULES = tuple(
@@ -60,7 +52,7 @@ _PY_RULES = tuple(
 
 
 def clean_text(text: str | None) -> str:
-    """Pure-Python twin of :func:`cleaning_stage` (same rules, same order)."""
+    """Pure-Python twin of :func:`cleaning_sql` (same rules, same order)."""
     out = (text or "").lower()
     for pattern, replacement in _PY_RULES:
         out = pattern.sub(replacement, out)

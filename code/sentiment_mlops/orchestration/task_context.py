@@ -1,12 +1,14 @@
 """What a task takes from its Airflow context: the run's configuration (from the first task's XCom),
-the run tag, and the job id of this attempt. Shared by the DAG files and the DAG factories."""
+the run tag, and which attempt of which task is running (for idempotent job submission). Shared by
+the DAG files and the DAG factories."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sentiment_mlops.core.naming import make_run_tag, with_job_id
+from sentiment_mlops.core.naming import make_run_tag
 from sentiment_mlops.orchestration.config import AirflowConfig
+from sentiment_mlops.orchestration.job_attempts import TaskAttempt
 
 
 def pulled_config(ti: Any, task_id: str) -> tuple[AirflowConfig, dict[str, Any]]:
@@ -22,6 +24,8 @@ def run_tag(context: dict[str, Any]) -> str:
     return make_run_tag(context["run_id"], getattr(context["dag_run"], "run_after", None))
 
 
-def job_for_attempt(job: dict[str, Any], try_number: int) -> dict[str, Any]:
-    """`job` with `-t<try_number>` added to its id: Dataproc job ids are unique, so a retry needs a fresh one."""
-    return with_job_id(job, f"{job['reference']['job_id']}-t{try_number}")
+def task_attempt(context: dict[str, Any]) -> TaskAttempt:
+    """Which task instance is running: DAG id, run id, task id and try number (see job_attempts)."""
+    ti = context["ti"]
+    return TaskAttempt(dag_id=ti.dag_id, run_id=context.get("run_id") or ti.run_id, task_id=ti.task_id,
+                       try_number=int(ti.try_number or 1))  # fmt: skip

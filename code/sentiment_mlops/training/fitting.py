@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.ml import PipelineModel
 from pyspark.ml.tuning import CrossValidator
@@ -38,9 +38,10 @@ class ModelResult:
     run_id: str = ""
     registered_name: str = ""
     registered_version: str = ""
+    promotion: dict[str, object] = field(default_factory=dict)  # this algorithm's own gate decision
 
 
-def fit_one(spec: ModelSpec, train_features: DataFrame, enable_cv: bool, cv_folds: int, seed: int):  # type: ignore[no-untyped-def]
+def fit_one(spec: ModelSpec, train_features: DataFrame, enable_cv: bool, cv_folds: int, seed: int):
     """Fit the classifier on precomputed features; with CV, the best of the spec's grid.
     Returns (fitted classifier, its parameters; with CV also `cv_avg_auc`)."""
     estimator = spec.build(seed)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from sentiment_mlops.core.cli_flags import add_bool_flag
 from sentiment_mlops.core.job_logging import configure_logging
 from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
 from sentiment_mlops.core.spark_session import delete_path, get_spark, job_settings, path_exists, write_text
@@ -53,9 +54,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-ratio", type=float, default=0.8)
     p.add_argument("--val-ratio", type=float, default=0.1)
     p.add_argument("--sample-fraction", type=float, default=1.0)
-    p.add_argument("--enable-cv", action="store_true")
+    add_bool_flag(p, "--enable-cv", "cross-validate each model (--cv-folds folds)")
     p.add_argument("--cv-folds", type=int, default=2)
-    p.add_argument("--enable-caching", action="store_true", help="persist the feature vectors across models")
+    add_bool_flag(p, "--enable-caching", "persist the feature vectors across models")
     p.add_argument("--max-rows", type=int, default=0, help="random subset of at most N rows (0 = all)")
     p.add_argument("--models", default="all", help="comma list: lr,rf,svc or full names; default all")
     p.add_argument("--seed", type=int, default=42)
@@ -67,7 +68,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
         default=promotion.DEFAULT_MIN_ACCURACY,
         help="promotion gate: minimum test accuracy for the production alias",
     )
-    p.add_argument("--force-promote", action="store_true", help="promote the best model whatever the gate says")
+    add_bool_flag(p, "--force-promote", "promote the best model whatever the gate says")
     p.add_argument(
         "--model-stage",
         default="Production",
@@ -198,7 +199,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=tracking.PARENT_RUN_NAME) as parent:
         summary.parent_run_id = parent.info.run_id
         tracking.log_run_inputs(mlflow, args, load_report, summary.split_counts)
-        tracking.log_and_register_models(mlflow, client, results, test, args, Path(tmp))
+        tracking.log_and_register_models(mlflow, client, results, test, args, Path(tmp), alias)
         timings["mlflow_log_and_register"] = time.perf_counter() - t0
         summary.promotion = tracking.register_and_promote_best(mlflow, client, best, test, args, alias)
         summary.models = report.model_entries(results)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -23,9 +24,9 @@ class TrainingSummary:
     started_at: str
     input: str
     output: str
-    load_report: dict[str, object]
+    load_report: dict[str, Any]
     split_counts: dict[str, int]
-    models: dict[str, dict[str, object]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
     best_model: str = ""
     parent_run_id: str = ""
     promotion: dict[str, object] = field(default_factory=dict)
@@ -62,6 +63,7 @@ def model_entries(results: list[ModelResult]) -> dict[str, dict[str, object]]:
             "run_id": result.run_id,
             "registered_model": result.registered_name,
             "version": result.registered_version,
+            "promotion": result.promotion,
         }
         for result in results
     }

@@ -27,7 +27,7 @@ MODEL_PIP_REQUIREMENTS = ["pyspark==4.3.0", "mlflow==3.17.2", "pandas<3", "pyarr
 PARENT_RUN_NAME = "multimodel-training"
 
 
-def model_signature():  # type: ignore[no-untyped-def]
+def model_signature():
     """The logged models' signature: a string column `text` in, a double `prediction` out."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -35,7 +35,7 @@ def model_signature():  # type: ignore[no-untyped-def]
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema([ColSpec("double", "prediction")]))
 
 
-def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_counts: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_counts: dict[str, int]) -> None:
     """The parent run's parameters (the job's arguments) and row counts (loaded, split)."""
     mlflow.log_params(
         {
@@ -56,7 +56,7 @@ def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_c
     mlflow.log_metrics({f"split_{k}": v for k, v in split_counts.items()})
 
 
-def log_plots(mlflow, result: ModelResult, test: DataFrame, args: argparse.Namespace, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def log_plots(mlflow, result: ModelResult, test: DataFrame, args: argparse.Namespace, workdir: Path) -> None:
     """Confusion-matrix and ROC PNGs of `result` on the test split, as artifacts under `plots/`."""
     spec = MODEL_SPECS[result.key]
     cm_png = plots.confusion_matrix_png(
@@ -72,7 +72,7 @@ def log_plots(mlflow, result: ModelResult, test: DataFrame, args: argparse.Names
     mlflow.log_artifact(str(roc), "plots")
 
 
-def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.Namespace, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.Namespace, workdir: Path) -> None:
     """One nested run: params, metrics, confusion-matrix and ROC PNGs, and the whole pipeline.
     Sets `result.run_id`."""
     spec = MODEL_SPECS[result.key]
@@ -101,7 +101,7 @@ def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.N
         )
 
 
-def register(client, result: ModelResult, name: str) -> str:  # type: ignore[no-untyped-def]
+def register(client, result: ModelResult, name: str) -> str:
     """Register the model of `result`'s run under `name`, tagged with its type and test metrics;
     returns the new version."""
     import mlflow
@@ -120,24 +120,35 @@ def register(client, result: ModelResult, name: str) -> str:  # type: ignore[no-
     return str(mv.version)
 
 
-def log_and_register_models(  # type: ignore[no-untyped-def]
-    mlflow, client, results: list[ModelResult], test: DataFrame, args: argparse.Namespace, workdir: Path
+def log_and_register_models(
+    mlflow, client, results: list[ModelResult], test: DataFrame, args: argparse.Namespace, workdir: Path, alias: str
 ) -> None:
     """Each model: its nested run, then its own registered model (one per algorithm) with the
-    candidate alias. Sets each result's run id and registered name and version."""
+    candidate alias and, through the same gate as the best model, its own `alias` (production), so
+    `serving_model_name=<base>-logisticregression` with stage Production has a version. Sets each
+    result's run id, registered name and version, and gate decision."""
     for result in results:
         log_model_run(mlflow, result, test, args, workdir)
         result.registered_name = registry.registered_name(args.registered_model_name, result.key)
         result.registered_version = register(client, result, result.registered_name)
         client.set_registered_model_alias(result.registered_name, registry.CANDIDATE_ALIAS, result.registered_version)
-        log.info("registered %s v%s", result.registered_name, result.registered_version)
+        result.promotion = gate_and_promote(
+            client, result, result.registered_name, result.registered_version, alias, test, args
+        ).as_dict()
+        log.info(
+            "registered %s v%s (@%s: %s)",
+            result.registered_name,
+            result.registered_version,
+            alias,
+            result.promotion["reason"],
+        )
 
 
 def current_production_accuracy(
     client,
     best_name: str,
     alias: str,
-    test: DataFrame,  # type: ignore[no-untyped-def]
+    test: DataFrame,
 ) -> tuple[float | None, str | None]:
     """Accuracy of the version that holds the alias now, measured on this run's test split."""
     current = registry.resolve_version(client, best_name, alias)
@@ -167,7 +178,7 @@ def gate_and_promote(
     best_version: str,
     alias: str,
     test: DataFrame,
-    args,  # type: ignore[no-untyped-def]
+    args,
 ) -> promotion.PromotionDecision:
     """Gate against the version holding the alias, then move the alias only if that version still
     holds it (compare and set): another training job promoting in between, such as the pipeline's
@@ -187,7 +198,7 @@ def gate_and_promote(
     raise TrainingError(f"@{alias} of {best_name} kept moving while this run gated its candidate; try again")
 
 
-def register_and_promote_best(  # type: ignore[no-untyped-def]
+def register_and_promote_best(
     mlflow, client, best: ModelResult, test: DataFrame, args: argparse.Namespace, alias: str
 ) -> dict[str, object]:
     """Register the best model under the `-best` name, gate it and maybe move `alias` to it, and record

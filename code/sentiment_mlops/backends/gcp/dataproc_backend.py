@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.api_core.exceptions import AlreadyExists, NotFound
+
 from sentiment_mlops.core.job_backend import job_summary
 from sentiment_mlops.core.store import Store
 
@@ -40,15 +42,29 @@ class DataprocJobBackend:
             submitted_at=(job.status_history[0].state_start_time.isoformat() if job.status_history else None),
         )
 
-    def submit(self, job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> dict[str, Any]:
-        submitted = self.hook.submit_job(job=job, **self._where())
-        job_id = submitted.reference.job_id
+    def submit(
+        self, job: dict[str, Any], wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Submit with `request_id` (Dataproc returns the first job for a repeated id); a job id that
+        exists already (AlreadyExists) is attached to, not resubmitted."""
+        attached = False
+        try:
+            job_id = self.hook.submit_job(job=job, request_id=request_id, **self._where()).reference.job_id
+        except AlreadyExists:
+            job_id, attached = job["reference"]["job_id"], True
         if wait:
             self.hook.wait_for_job(job_id=job_id, wait_time=30, timeout=timeout, **self._where())
-        return self.get(job_id)
+        summary = self.get(job_id)
+        return {**summary, "attached": True} if attached else summary
 
     def get(self, job_id: str) -> dict[str, Any]:
         return self._summary(self.hook.get_job(job_id=job_id, **self._where()))
+
+    def find(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return self.get(job_id)
+        except NotFound:
+            return None
 
     def list_active(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         terms = ["status.state = ACTIVE", *(f"labels.{k} = {v}" for k, v in sorted(labels.items()))]

@@ -17,7 +17,7 @@ class LocalJobBackend:
 
     @staticmethod
     def _summary(record: Any) -> dict[str, Any]:
-        return job_summary(
+        summary = job_summary(
             record.job_id,
             record.state,
             record.labels,
@@ -27,12 +27,23 @@ class LocalJobBackend:
             submitted_at=record.submitted_at,
             ended_at=record.ended_at,
         )
+        if getattr(record, "attached", False):
+            summary["attached"] = True
+        return summary
 
-    def submit(self, job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> dict[str, Any]:
-        return self._summary(self.controller.submit(job, wait=wait, timeout=timeout))
+    def submit(
+        self, job: dict[str, Any], wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        return self._summary(self.controller.submit(job, wait=wait, timeout=timeout, request_id=request_id))
 
     def get(self, job_id: str) -> dict[str, Any]:
         return self._summary(self.controller.get(job_id))
+
+    def find(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return self.get(job_id)
+        except local_jobs.JobNotFoundError:
+            return None
 
     def list_active(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         return [self._summary(r) for r in self.controller.list_jobs("active", labels)]

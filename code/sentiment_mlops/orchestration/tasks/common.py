@@ -16,6 +16,7 @@ from sentiment_mlops.core.storage import is_gcs_uri, join_uri
 from sentiment_mlops.core.store import Store
 from sentiment_mlops.orchestration.backends import job_backend, store_for
 from sentiment_mlops.orchestration.config import AirflowConfig
+from sentiment_mlops.orchestration.job_attempts import TaskAttempt, job_for_attempt
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,11 @@ def _sample_csv(store: Store, input_uri: str) -> tuple[list[tuple[str, int]], by
         raise TaskError(f"input {input_uri} is empty")
     first_line = sample.split(b"\n", 1)[0]
     if b"," not in first_line:
-        raise TaskError(f"input {first_uri} does not look like CSV (first line has no comma): {first_line[:120]!r}")
+        # Only the shape goes into the error: task errors reach logs, XComs and notifications, and
+        # the input's contents (tweets, possibly personal data) must not.
+        raise TaskError(
+            f"input {first_uri} does not look like CSV: its first line ({len(first_line)} bytes) has no comma"
+        )
     return files, sample
 
 
@@ -158,14 +163,26 @@ def tail_text(lines: list[str]) -> str:
 
 
 def run_job(
-    cfg: AirflowConfig, job: dict[str, Any], timeout: float | None = None, backend: JobBackend | None = None
+    cfg: AirflowConfig,
+    job: dict[str, Any],
+    timeout: float | None = None,
+    backend: JobBackend | None = None,
+    attempt: TaskAttempt | None = None,
 ) -> dict:
-    """Submit `job` and wait for it; a job that does not end DONE fails with its driver log tail."""
+    """Submit `job` and wait for it; a job that does not end DONE fails with its driver log tail.
+    With `attempt` (the task instance submitting), a retry attaches to the job an earlier attempt
+    started, or resubmits under a new id when that one failed (see orchestration.job_attempts)."""
     backend = backend or job_backend(cfg)
+    request_id = None
+    if attempt is not None:
+        job, existing = job_for_attempt(backend.find, job, attempt.try_number)
+        request_id = attempt.request_id(job["reference"]["job_id"])
+        if existing is not None:
+            log.info("attempt %d attaches to job %s (%s)", attempt.try_number, existing["job_id"], existing["state"])
     job_id = (job.get("reference") or {}).get("job_id", "?")
     log.info("submitting %s on the %s backend:\n%s", job_id, cfg.backend, json.dumps(job, indent=2, sort_keys=True))
     try:
-        result = backend.submit(job, wait=True, timeout=timeout)
+        result = backend.submit(job, wait=True, timeout=timeout, request_id=request_id)
     except Exception as exc:
         tail = backend.log_tail(job_id, 50) if job_id != "?" else []
         raise TaskError(f"job {job_id} failed: {exc}" + tail_text(tail)) from exc

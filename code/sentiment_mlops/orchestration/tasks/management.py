@@ -20,6 +20,10 @@ from sentiment_mlops.orchestration.tasks.serving import SERVING_LABEL, read_batc
 
 log = logging.getLogger(__name__)
 
+# The batch a prediction file belongs to: `date=D/part-<stream>-<batch>-<k>.parquet` (the serving
+# job's layout), or the `stream=S/batch_id=N/` folders of output written before it.
+BATCH_IN_URI = re.compile(r"/(?:part-(\d{14}-[0-9a-f]+-\d{10})-|((?:stream=[^/]+/)?batch_id=\d+)/)")
+
 
 def list_active_serving_jobs(cfg: AirflowConfig, backend: JobBackend | None = None) -> list[dict]:
     """Active jobs labelled app=sentiment-serving (Dataproc filter
@@ -67,7 +71,7 @@ def _partition_counts(store: Store, date: str, files: list[tuple[str, int]]) -> 
     for uri, _size in files:
         with store.open_input(uri) as handle:
             rows += pq.ParquetFile(handle).metadata.num_rows
-    batches = {m.group(1) for u, _ in files if (m := re.search(r"/((?:stream=[^/]+/)?batch_id=\d+)/", u))}
+    batches = {m.group(1) or m.group(2) for u, _ in files if (m := BATCH_IN_URI.search(u))}
     return {"date": date, "files": len(files), "batches": len(batches), "rows": rows, "bytes": sum(s for _, s in files)}
 
 

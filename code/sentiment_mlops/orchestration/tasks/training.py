@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sentiment_mlops import jobs as job_spec
 from sentiment_mlops.backends.local.store import LocalStore
 from sentiment_mlops.core.naming import label_value
-from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
+from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME, PRODUCTION_ALIAS
 from sentiment_mlops.core.storage import join_uri
 from sentiment_mlops.core.store import Store
 from sentiment_mlops.orchestration.backends import store_for
@@ -108,7 +108,7 @@ def _mlflow_client(cfg: AirflowConfig) -> Any:
     return MlflowClient(tracking_uri=cfg.mlflow_tracking_uri, registry_uri=cfg.mlflow_tracking_uri)
 
 
-def _run_ids_of(summaries: dict[str, dict | None]) -> set[str | None]:
+def _run_ids_of(summaries: Mapping[str, dict | None]) -> set[str | None]:
     """The MLflow runs (per model, and parents) the summaries of this DAG run name."""
     present = [s for s in summaries.values() if s]
     return {m.get("run_id") for s in present for m in (s.get("models") or {}).values()} | {
@@ -118,12 +118,11 @@ def _run_ids_of(summaries: dict[str, dict | None]) -> set[str | None]:
 
 def _best_from_registry(client: Any, version: Any) -> dict:
     """Best-model info of the registry version the production alias points at."""
-    from sentiment_mlops.registry import lookups as registry
 
     run = client.get_run(version.run_id)
     metrics, tags = run.data.metrics, run.data.tags
     return {
-        "source": f"registry {BEST_MODEL_NAME}@{registry.PRODUCTION_ALIAS}",
+        "source": f"registry {BEST_MODEL_NAME}@{PRODUCTION_ALIAS}",
         "run_id": version.run_id,
         "parent_run_id": tags.get("mlflow.parentRunId"),
         "accuracy": metrics.get("test_accuracy"),
@@ -137,7 +136,6 @@ def _best_from_registry(client: Any, version: Any) -> dict:
 
 def _best_from_latest_run(cfg: AirflowConfig, client: Any) -> dict:
     """Best-model info of the newest parent training run of either experiment."""
-    from sentiment_mlops.registry import lookups as registry
 
     experiments = (client.get_experiment_by_name(n) for n in (DEFAULT_EXPERIMENT, CV_EXPERIMENT))
     runs = client.search_runs(
@@ -148,7 +146,7 @@ def _best_from_latest_run(cfg: AirflowConfig, client: Any) -> dict:
     )
     if not runs:
         raise TaskError(
-            f"no {BEST_MODEL_NAME}@{registry.PRODUCTION_ALIAS} in the registry and no training run in MLflow "
+            f"no {BEST_MODEL_NAME}@{PRODUCTION_ALIAS} in the registry and no training run in MLflow "
             f"at {cfg.mlflow_tracking_uri}"
         )
     run = runs[0]
@@ -165,14 +163,14 @@ def _best_from_latest_run(cfg: AirflowConfig, client: Any) -> dict:
     }
 
 
-def best_model_info(cfg: AirflowConfig, summaries: dict[str, dict] | None = None, client: Any = None) -> dict:
+def best_model_info(cfg: AirflowConfig, summaries: Mapping[str, dict | None] | None = None, client: Any = None) -> dict:
     """The best model: the version `twitter-sentiment-model-best@production` points at, else the
     latest parent training run. `summaries` (variant -> training_summary.json) mark whether the model
     came from this DAG run (`from_this_run`)."""
     from sentiment_mlops.registry import lookups as registry
 
     client = client or _mlflow_client(cfg)
-    version = registry.resolve_version(client, BEST_MODEL_NAME, registry.PRODUCTION_ALIAS)
+    version = registry.resolve_version(client, BEST_MODEL_NAME, PRODUCTION_ALIAS)
     if version is not None and version.run_id:
         info = _best_from_registry(client, version)
     else:

@@ -94,7 +94,7 @@ def _to_json_offsets(flat: Mapping[tuple[str, int], int]) -> Offsets:
     return out
 
 
-def _consumer(bootstrap: str, **extra: Any):  # type: ignore[no-untyped-def]
+def _consumer(bootstrap: str, **extra: Any):
     from kafka import KafkaConsumer
 
     return KafkaConsumer(

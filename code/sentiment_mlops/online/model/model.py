@@ -1,0 +1,356 @@
+"""The loaded pipeline (:class:`SparkFreeModel`) and its loading: the saved stages are checked
+(stage types, column wiring, cleaning SQL, Spark 3+ hashing, no thresholds) and anything this
+package cannot reproduce exactly is refused with UnsupportedModelError."""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, clean_text, cleaning_sql
+from sentiment_mlops.online.model.artifacts import (
+    SPARK_ML,
+    StageInfo,
+    UnsupportedModelError,
+    dense_matrix,
+    dense_vector,
+    read_data,
+    read_metadata,
+    spark_major,
+    stage_info,
+)
+from sentiment_mlops.online.model.stages import (
+    Classifier,
+    DecisionTree,
+    HashingTFStage,
+    IDFStage,
+    LinearSVCStage,
+    LogisticRegressionStage,
+    Prediction,
+    RandomForestStage,
+    RegexTokenizerStage,
+    StopWordsStage,
+)
+
+# --------------------------------------------------------------------------------------------
+# The model.
+
+EXPECTED_STAGES = (
+    "feature.SQLTransformer",
+    "feature.RegexTokenizer",
+    "feature.StopWordsRemover",
+    "feature.HashingTF",
+    "feature.IDFModel",
+)
+CLASSIFIERS = {
+    "classification.LogisticRegressionModel",
+    "classification.LinearSVCModel",
+    "classification.RandomForestClassificationModel",
+}
+
+
+class SparkFreeModel:
+    """The fitted pipeline, scored in Python. Immutable after loading, so threads may share it."""
+
+    def __init__(
+        self,
+        tokenizer: RegexTokenizerStage,
+        stop_words: StopWordsStage,
+        hashing: HashingTFStage,
+        idf: IDFStage,
+        classifier: Classifier,
+        spark_version: str,
+        source: str,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.stop_words = stop_words
+        self.hashing = hashing
+        self.idf = idf
+        self.classifier = classifier
+        self.spark_version = spark_version
+        self.source = source
+
+    @property
+    def model_type(self) -> str:
+        return self.classifier.display_name
+
+    @property
+    def has_probability(self) -> bool:
+        return self.classifier.has_probability
+
+    @property
+    def num_features(self) -> int:
+        return self.hashing.num_features
+
+    # Stage by stage, for tests and debugging.
+    def clean(self, text: str | None) -> str:
+        return clean_text(text)
+
+    def tokens(self, text: str | None) -> list[str]:
+        return self.tokenizer(clean_text(text))
+
+    def filtered_tokens(self, text: str | None) -> list[str]:
+        return self.stop_words(self.tokens(text))
+
+    def term_frequencies(self, text: str | None) -> dict[int, float]:
+        return self.hashing(self.filtered_tokens(text))
+
+    def features(self, text: str | None) -> tuple[list[int], list[float]]:
+        """The sparse TF-IDF vector as (sorted indices, values)."""
+        return self.idf(self.term_frequencies(text))
+
+    def predict_one(self, text: str | None) -> Prediction:
+        indices, values = self.features(text)
+        return self.classifier(indices, values)
+
+    def predict(self, texts: Iterable[str | None]) -> list[Prediction]:
+        return [self.predict_one(t) for t in texts]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model_type": self.model_type,
+            "has_probability": self.has_probability,
+            "probability": "P(positive) = Spark probability[1]"
+            if self.has_probability
+            else "none: LinearSVC outputs no probability (raw margin only)",
+            "num_features": self.num_features,
+            "spark_version": self.spark_version,
+        }
+
+
+def _check_wiring(stages: Sequence[StageInfo]) -> None:
+    """The stages must form one chain: each reads the column the previous one wrote."""
+    # The SQLTransformer's columns are fixed by cleaning_sql() (checked separately).
+    previous_out = CLEAN_TEXT_COL
+    for stage in stages[1:5]:
+        if stage.param("inputCol") != previous_out:
+            raise UnsupportedModelError(
+                f"stage {stage.index} ({stage.short_name}) reads {stage.params.get('inputCol')!r}, "
+                f"but the previous stage writes {previous_out!r}: not a linear text pipeline"
+            )
+        previous_out = stage.param("outputCol")
+    classifier = stages[5]
+    if classifier.param("featuresCol") != previous_out:
+        raise UnsupportedModelError(
+            f"classifier reads {classifier.params.get('featuresCol')!r}, but IDF writes {previous_out!r}"
+        )
+
+
+def _sql_stage(stage: StageInfo) -> None:
+    statement = stage.param("statement")
+    expected = cleaning_sql(RAW_TEXT_COL, CLEAN_TEXT_COL)
+    if statement != expected:
+        at = next((i for i, (a, b) in enumerate(zip(statement, expected, strict=False)) if a != b), None)
+        at = at if at is not None else min(len(statement), len(expected))
+        raise UnsupportedModelError(
+            "the model's SQLTransformer statement is not text_cleaning.cleaning_sql(), so the Python "
+            f"twin clean_text() would not reproduce it (first difference at character {at}: "
+            f"saved ...{statement[max(0, at - 20) : at + 30]!r} vs code ...{expected[max(0, at - 20) : at + 30]!r}). "
+            "The model was trained with other cleaning rules: serve it with Spark or with the matching code."
+        )
+
+
+def _tokenizer_stage(stage: StageInfo) -> RegexTokenizerStage:
+    pattern = stage.param("pattern")
+    try:
+        return RegexTokenizerStage(
+            pattern=pattern,
+            gaps=bool(stage.param("gaps")),
+            min_token_length=int(stage.param("minTokenLength")),
+            to_lowercase=bool(stage.param("toLowercase")),
+        )
+    except re.error as exc:
+        raise UnsupportedModelError(f"RegexTokenizer pattern {pattern!r} is not a Python regex: {exc}") from exc
+
+
+def _stop_words_stage(stage: StageInfo) -> StopWordsStage:
+    if "inputCols" in stage.explicit or "outputCols" in stage.explicit:
+        raise UnsupportedModelError("StopWordsRemover with several columns (inputCols) is not supported")
+    case_sensitive = bool(stage.param("caseSensitive"))
+    words = [str(w) for w in stage.param("stopWords")]
+    if not case_sensitive:
+        locale = str(stage.params.get("locale", "en")).lower()
+        # Java lower-cases with the stage's locale; Python's str.lower() is locale-free and differs
+        # only for the Turkish, Azerbaijani and Lithuanian special cases.
+        if locale.split("_")[0] in {"tr", "az", "lt"}:
+            raise UnsupportedModelError(f"StopWordsRemover locale {locale!r} lower-cases differently in Python")
+        words = [w.lower() for w in words]
+    return StopWordsStage(frozenset(words), case_sensitive)
+
+
+def _hashing_stage(stage: StageInfo) -> HashingTFStage:
+    if spark_major(stage.spark_version) < 3:
+        # HashingTF.load switches to the pre-3.0 murmur3 variant for such models.
+        raise UnsupportedModelError(
+            f"HashingTF saved by Spark {stage.spark_version or '?'}: only Spark 3+ hashing is reproduced"
+        )
+    num = int(stage.param("numFeatures"))
+    if num <= 0:
+        raise UnsupportedModelError(f"HashingTF numFeatures must be positive, got {num}")
+    return HashingTFStage(num_features=num, binary=bool(stage.params.get("binary", False)))
+
+
+def _idf_stage(stage: StageInfo, num_features: int) -> IDFStage:
+    rows = read_data(stage)
+    idf = dense_vector(rows[0]["idf"], "IDF idf")
+    if len(idf) != num_features:
+        raise UnsupportedModelError(f"IDF has {len(idf)} weights but HashingTF makes {num_features} features")
+    return IDFStage(idf)
+
+
+def _no_thresholds(stage: StageInfo) -> None:
+    if "thresholds" in stage.explicit:
+        raise UnsupportedModelError(f"{stage.short_name} with per-class `thresholds` is not supported")
+
+
+def _logistic_regression(stage: StageInfo, num_features: int) -> LogisticRegressionStage:
+    _no_thresholds(stage)
+    row = read_data(stage)[0]
+    if row.get("isMultinomial") or int(row["numClasses"]) != 2:
+        raise UnsupportedModelError(
+            f"only binary logistic regression is supported (numClasses={row['numClasses']}, "
+            f"multinomial={row.get('isMultinomial')})"
+        )
+    coefficients = dense_matrix(row["coefficientMatrix"], "coefficientMatrix")[0]
+    intercept = dense_vector(row["interceptVector"], "interceptVector")[0]
+    t = float(stage.params.get("threshold", 0.5))
+    # LogisticRegressionModel._binaryThresholds: the probability threshold as a margin.
+    raw = -math.inf if t == 0.0 else math.inf if t == 1.0 else (0.0 if t == 0.5 else math.log(t / (1.0 - t)))
+    _check_size(len(coefficients), num_features, stage)
+    return LogisticRegressionStage(coefficients, intercept, raw)
+
+
+def _linear_svc(stage: StageInfo, num_features: int) -> LinearSVCStage:
+    row = read_data(stage)[0]
+    coefficients = dense_vector(row["coefficients"], "LinearSVC coefficients")
+    _check_size(len(coefficients), num_features, stage)
+    return LinearSVCStage(coefficients, float(row["intercept"]), float(stage.params.get("threshold", 0.0)))
+
+
+def _random_forest(stage: StageInfo, num_features: int) -> RandomForestStage:
+    _no_thresholds(stage)
+    num_classes = int(stage.metadata.get("numClasses", 0))
+    if num_classes != 2:
+        raise UnsupportedModelError(f"only binary random forests are supported (numClasses={num_classes})")
+    _check_size(int(stage.metadata.get("numFeatures", num_features)), num_features, stage)
+    by_tree: dict[int, dict[int, dict[str, Any]]] = {}
+    for row in read_data(stage):
+        node = row["nodeData"]
+        by_tree.setdefault(int(row["treeID"]), {})[int(node["id"])] = node
+    trees = []
+    for tree_id in sorted(by_tree):
+        nodes = by_tree[tree_id]
+        if sorted(nodes) != list(range(len(nodes))):
+            raise UnsupportedModelError(f"tree {tree_id}: node ids are not 0..{len(nodes) - 1}")
+        ordered = [nodes[i] for i in range(len(nodes))]
+        feature, threshold, cats = [], [], []
+        for n in ordered:
+            leaf = n["leftChild"] == -1
+            split = n.get("split") or {}
+            feature.append(-1 if leaf else int(split["featureIndex"]))
+            values = split.get("leftCategoriesOrThreshold") or [0.0]
+            categorical = not leaf and int(split.get("numCategories", -1)) != -1
+            threshold.append(float(values[0]) if not leaf and not categorical else 0.0)
+            cats.append(frozenset(float(v) for v in values) if categorical else None)
+            if len(n["impurityStats"]) != num_classes:
+                raise UnsupportedModelError(f"tree {tree_id}: impurity stats are not class counts")
+        trees.append(
+            DecisionTree(
+                feature=feature,
+                threshold=threshold,
+                left_categories=cats,
+                left=[int(n["leftChild"]) for n in ordered],
+                right=[int(n["rightChild"]) for n in ordered],
+                stats=[[float(c) for c in n["impurityStats"]] for n in ordered],
+            )
+        )
+    expected_trees = stage.metadata.get("numTrees")
+    if expected_trees is not None and int(expected_trees) != len(trees):
+        raise UnsupportedModelError(f"random forest metadata says {expected_trees} trees, data has {len(trees)}")
+    return RandomForestStage(tuple(trees), num_classes)
+
+
+def _check_size(size: int, num_features: int, stage: StageInfo) -> None:
+    if size != num_features:
+        raise UnsupportedModelError(f"{stage.short_name} expects {size} features, the pipeline makes {num_features}")
+
+
+def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeModel:
+    """Load a PipelineModel folder as written by `PipelineModel.write().save(path)`."""
+    root = Path(path)
+    meta = read_metadata(root)
+    if meta.get("class") != SPARK_ML + "PipelineModel":
+        raise UnsupportedModelError(f"{root} holds a {meta.get('class')}, not a Spark PipelineModel")
+    uids = list((meta.get("paramMap") or {}).get("stageUids") or [])
+    stages = []
+    for i, uid in enumerate(uids):
+        folder = root / "stages" / f"{i}_{uid}"
+        if not folder.is_dir():
+            raise UnsupportedModelError(f"stage folder {folder.name} missing under {root / 'stages'}")
+        stages.append(stage_info(i, folder))
+    found = [s.class_name.removeprefix(SPARK_ML) for s in stages]
+    if len(found) != 6 or tuple(found[:5]) != EXPECTED_STAGES or found[5] not in CLASSIFIERS:
+        unknown = [c for c in found if c not in EXPECTED_STAGES and c not in CLASSIFIERS]
+        raise UnsupportedModelError(
+            "unsupported pipeline: expected stages "
+            f"{' -> '.join(s.split('.')[-1] for s in EXPECTED_STAGES)} -> one of "
+            f"{sorted(c.split('.')[-1] for c in CLASSIFIERS)}, found {' -> '.join(c.split('.')[-1] for c in found)}"
+            + (f" (unknown stage types: {', '.join(unknown)})" if unknown else "")
+        )
+    _sql_stage(stages[0])
+    _check_wiring(stages)
+    hashing = _hashing_stage(stages[3])
+    n = hashing.num_features
+    kind = found[5]
+    classifier: Classifier
+    if kind == "classification.LogisticRegressionModel":
+        classifier = _logistic_regression(stages[5], n)
+    elif kind == "classification.LinearSVCModel":
+        classifier = _linear_svc(stages[5], n)
+    else:
+        classifier = _random_forest(stages[5], n)
+    return SparkFreeModel(
+        tokenizer=_tokenizer_stage(stages[1]),
+        stop_words=_stop_words_stage(stages[2]),
+        hashing=hashing,
+        idf=_idf_stage(stages[4], n),
+        classifier=classifier,
+        spark_version=str(meta.get("sparkVersion", "")),
+        source=source or str(root),
+    )
+
+
+def load_local(path: str | Path, source: str | None = None) -> SparkFreeModel:
+    """A downloaded MLflow model folder (MLmodel + the Spark flavour's `sparkml/`) or a bare
+    Spark PipelineModel folder."""
+    root = Path(path)
+    mlmodel = root / "MLmodel"
+    if mlmodel.is_file():
+        import yaml  # MLflow's own dependency
+
+        flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors") or {}
+        spark_flavor = flavors.get("spark")
+        if not isinstance(spark_flavor, dict):
+            raise UnsupportedModelError(
+                f"{source or root} is not an MLflow Spark model (flavours: {', '.join(sorted(flavors)) or 'none'})"
+            )
+        return load_spark_ml_dir(root / str(spark_flavor.get("model_data", "sparkml")), source or str(root))
+    if (root / "metadata").is_dir():
+        return load_spark_ml_dir(root, source)
+    raise UnsupportedModelError(f"{source or root} holds neither an MLflow model (MLmodel) nor a Spark ML folder")
+
+
+def load_model(model_uri: str, tracking_uri: str | None = None) -> SparkFreeModel:
+    """Download `model_uri` (models:/NAME/VERSION, models:/NAME@alias, runs:/ID/model, a path)
+    from MLflow and load it; the download is deleted once the model is in memory."""
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="spark-free-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=tracking_uri
+        )
+        return load_local(local, source=model_uri)
