@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sentiment_mlops import jobs
 from sentiment_mlops.core.storage import local_path
 from tests.fixtures_serving import served_version_fixture  # noqa: F401
-from tests.integration.test_serving_job import _drop, _predictions, _serving_cmd
+from tests.integration.test_serving_job import _drop, _out, _predictions, _serving_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +27,30 @@ POISON = [
     ("p-labels.csv", b"id,text,label\nL1,infinite,inf\nL2,huge,1e400\nL3,negative,-inf\n", {"L1", "L2", "L3"}, []),
     ("p-time.csv", b"id,text,timestamp\nT1,year one,0001-01-01T00:00:00+05:00\nT2,far,1e300\n", {"T1", "T2"}, []),
     ("p-bytes.csv", b"id,text\nB1,caf\xe9\nB2,fine\n", {"B2"}, [(2, "not UTF-8")]),
-    ("p-short.csv", b"text,label\nI love this product!,\nThis is terrible,\nNot bad\n", set(), []),
+    # the original project's test file: a missing optional trailing field is no error (ids: file:row)
+    (
+        "p-short.csv",
+        b"text,label\nI love this product!,\nThis is terrible,\nNot bad\n",
+        {"p-short.csv:2", "p-short.csv:3", "p-short.csv:4"},
+        [],
+    ),
     ("p-zero.csv", b"", set(), []),
     ("p-header.csv", b"id,text,label\n", set(), []),
     ("p-wide.csv", b"id,text\nW1,ok\nW2,too,many\n", {"W1"}, [(3, "3 fields")]),
+    ("p-headerless.csv", b"I love this!,1\n", {"p-headerless.csv:1"}, []),  # the reference's text[,label]
+    (
+        "p-s140.csv",
+        b'"4","1467810369","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","user","so happy today"\n',
+        {"1467810369"},
+        [],
+    ),
 ]
 
 
 @pytest.mark.timeout(900)
 def test_poison_files_and_sigkill_at_random_points(mlflow_server, served_version, tmp_path: Path) -> None:
     tag = "poisonkill"
-    inbox = local_path(f"gs://{tag}-in")
+    inbox = local_path(jobs.serving_paths(tag)["input"])
     expected: set[str] = set()
     for f in range(6):
         rows = [(f"g{f}-{r}", f"tweet {r} of file {f} is {'lovely' if r % 2 else 'sad'}") for r in range(200)]
@@ -47,7 +61,7 @@ def test_poison_files_and_sigkill_at_random_points(mlflow_server, served_version
     for name, content, _, _ in POISON[6:]:
         (inbox / name).write_bytes(content)
     env = {**os.environ, "SPARK_MASTER": "local[2]"}
-    metrics_dir = local_path(f"gs://{tag}-out") / "_metrics" / "batches"
+    metrics_dir = _out(tag) / "_metrics" / "batches"
     rng = random.Random(int(os.environ.get("POISON_KILL_SEED", "7")))
     for attempt in range(3):
         log = (tmp_path / f"run-{attempt}.log").open("w")
@@ -69,12 +83,14 @@ def test_poison_files_and_sigkill_at_random_points(mlflow_server, served_version
 
     out = _predictions(tag)
     good = expected | set().union(*(ids for _, _, ids, _ in POISON))
-    ids = out["id"][~out["source"].eq("p-short.csv")]
-    assert set(ids) == good and not ids.duplicated().any()
+    assert set(out["id"]) == good and not out["id"].duplicated().any()
     assert sorted(out.loc[out["source"] == "p-short.csv", "text"]) == ["I love this product!", "Not bad",
                                                                       "This is terrible"]  # fmt: skip
     assert out.loc[out["id"].isin(["L1", "L2", "L3"]), "label"].isna().all()
-    quarantine = pd.read_parquet(local_path(f"gs://{tag}-out") / "quarantine")
+    by_id = out.set_index("id")
+    assert (by_id.loc["p-headerless.csv:1", "text"], by_id.loc["p-headerless.csv:1", "label"]) == ("I love this!", 1)
+    assert (by_id.loc["1467810369", "text"], by_id.loc["1467810369", "label"]) == ("so happy today", 1)
+    quarantine = pd.read_parquet(_out(tag) / "quarantine")
     keys = list(zip(quarantine["source"], quarantine["source_row"], strict=True))
     assert len(keys) == len(set(keys)) == 2
     for name, _, _, bad in POISON:

@@ -333,7 +333,8 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     stats.seconds = round(time.perf_counter() - started, 3)
     commit_latency(stats)
     record_batch(state, spark, stats, current.name, stream)
-    crash_point.after_write(batch_id)  # tests only; a no-op unless SENTIMENT_TEST_CRASH_AFTER_WRITE is set
+    # tests only (see crash_point): a no-op unless its variable names this batch on a local master
+    crash_point.after_write(batch_id, spark.sparkContext.master)
     return stats
 
 
