@@ -334,7 +334,7 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     commit_latency(stats)
     record_batch(state, spark, stats, current.name, stream)
     # tests only (see crash_point): a no-op unless its variable names this batch on a local master
-    crash_point.after_write(batch_id, spark.sparkContext.master)
+    crash_point.after_write(batch_id, spark.sparkContext.master or "")
     return stats
 
 
