@@ -250,6 +250,10 @@ def fmt(value: Any, spec: str = ".2f") -> str:
 
 
 def print_report(result: dict[str, Any]) -> None:
+    if "compare" in result:
+        from serving_compare import print_comparison
+
+        print_comparison(result["compare"])
     tr = result["training"]
     print(f"\nServing benchmark, master {result['master']}, trigger {TRIGGER_S}s, total {result['total_seconds']:.0f}s"
           f" (load average {result['load_average_start']} at start)")  # fmt: skip
@@ -320,7 +324,7 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--swaps", type=int, default=3)
     parser.add_argument("--swap-every", type=float, default=7.0, help="seconds between swaps")
     parser.add_argument("--swap-rows", type=int, default=2_000, help="rows dropped every second during the swaps")
-    parser.add_argument("--skip", default="", help="comma list of scenarios to skip: burst,trickle,kafka,swap")
+    parser.add_argument("--skip", default="", help="comma list of scenarios to skip: compare,burst,trickle,kafka,swap")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary SENTIMENT_HOME")
     parser.add_argument("--verbose", action="store_true", help="the job's INFO log lines")
@@ -351,6 +355,9 @@ def run_scenarios(
     result["training"] = train_models(spark, opts, home, mlflow_uri)
     models = result["training"]["models"]
     lr = models["logisticregression" if "logisticregression" in models else next(iter(models))]
+    if "compare" not in skip:
+        log.info("compare: native, spark_udf and the job on the same files")
+        result["compare"] = compare(spark, opts, home, mlflow_uri, lr, feed)
     result["file_burst"] = {}
     if "burst" not in skip:
         for info in models.values():
@@ -372,6 +379,21 @@ def run_scenarios(
         result["hot_swap"] = hot_swap(spark, mlflow_uri, result["training"]["swap_versions"], feed, opts.swaps,
                                       opts.swap_every, opts.swap_rows)  # fmt: skip
     return result
+
+
+def compare(
+    spark: SparkSession, opts: argparse.Namespace, home: Path, mlflow_uri: str, lr: dict[str, Any], feed: TweetFeed
+) -> dict[str, Any]:
+    """The same --files x --rows-per-file through native, spark_udf and the job (bench/serving_compare.py)."""
+    from serving_compare import compare_pipelines
+
+    src = home / "cmp-src"
+    drop_csv(src, "warm.csv", feed.take(200))
+    files = [src / f"cmp-{i:03d}.csv" for i in range(opts.files)]
+    for f in files:
+        drop_csv(src, f.name, feed.take(opts.rows_per_file))
+    return compare_pipelines(spark, home, mlflow_uri, lr["registered_model"], lr["version"], files,
+                             src / "warm.csv", opts.files * opts.rows_per_file)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,7 +107,7 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
         # (in a subfolder: drops below the watched folder are read too)
         _drop(inbox / "team-a", "mixed.csv", [("b1", "fine tweet"), ("b2", "")])
         bad = inbox / "latin1.csv"
-        bad.write_bytes("text\ncaf\xe9 au lait\n".encode("latin-1"))
+        bad.write_bytes("text\ncaf\xe9 au lait\n".encode("latin-1") + b"fine after it\n")
         query.processAllAvailable()
         # beside the predictions, in the same bucket
         quarantine = pd.read_parquet(_out(tag) / "quarantine")
@@ -119,8 +119,9 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
             )
         )
         assert reasons["mixed.csv:3"] == "empty text"
-        assert reasons["latin1.csv:0"].startswith("file is not UTF-8")
+        assert reasons["latin1.csv:2"].startswith("not UTF-8")  # only the row with the bad byte
         assert "b1" in set(_predictions(tag)["id"]) and query.isActive
+        assert "fine after it" in set(_predictions(tag)["text"])
 
         # 3. a new version takes the alias: later rows carry it, no batch fails
         new_version = train_serving_model(spark, sample_csv, mlflow_server, "svc")
@@ -223,51 +224,54 @@ def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server,
         assert set(rows["id"]) == expected and not rows["id"].duplicated().any()
 
 
-@pytest.mark.skip(
-    reason="written against the date=/stream=/batch_id= layout, never seen passing: to port to part files"
-)
 @pytest.mark.timeout(600)
 def test_crash_after_write_before_commit_is_replaced_exactly_once_even_on_another_date(
     mlflow_server, served_version, tmp_path
 ) -> None:
     """The driver dies at a fixed point (crash_point: batch 1 written, not committed). The restart
-    replays batch 1 and must replace that attempt's output, also when the attempt's folder is under an
-    earlier date (the crash before midnight, the replay after): every row exactly once."""
+    replays batch 1 on another day than the crashed attempt (the crash before midnight, the replay
+    after) and must replace that attempt's files: every row predicted, or quarantined, exactly once."""
     from sentiment_mlops.serving.crash_point import CRASH_AFTER_WRITE_ENV, CRASH_EXIT_CODE
 
     tag = "crashpoint"
-    inbox = local_path(f"gs://{tag}-in")
+    inbox = local_path(jobs.serving_paths(tag)["input"])
     expected = set()
     for f in range(4):  # two files per trigger: batches 0 and 1
         rows = [(f"f{f}-r{r}", f"tweet {r} of file {f} is lovely" if r % 2 else f"sad tweet {r}") for r in range(50)]
+        rows += [(f"f{f}-empty", "")] if f == 3 else []  # one row of batch 1 is quarantined
         _drop(inbox, f"drop-{f:02d}.csv", rows)
-        expected |= {i for i, _ in rows}
+        expected |= {i for i, t in rows if t}
     env = {**os.environ, "SPARK_MASTER": "local[2]"}
     first = subprocess.run(
         _serving_cmd(tag, mlflow_server, served_version, "--available-now"),
         capture_output=True, text=True, env={**env, CRASH_AFTER_WRITE_ENV: "1"}, timeout=400,
     )  # fmt: skip
     assert first.returncode == CRASH_EXIT_CODE, first.stderr[-3000:]
-    predictions = local_path(f"gs://{tag}-out") / "predictions"
-    attempts = sorted(predictions.glob("date=*/stream=*/batch_id=1"))
-    assert len(attempts) == 1 and list(attempts[0].glob("*.parquet")), "batch 1 was written before the crash"
-    assert len(_predictions(tag)) == len(expected)  # both batches' rows are on disk, batch 1 uncommitted
+    predictions, quarantine = _out(tag) / "predictions", _out(tag) / "quarantine"
+    batch1 = sorted(predictions.glob("date=*/part-*-0000000001-*.parquet"))
+    assert batch1 and sorted(predictions.glob("date=*/part-*-0000000000-*.parquet")), "both batches were written"
+    assert len(sorted(quarantine.glob("date=*/part-*-0000000001-*.parquet"))) == 1
+    assert len(_predictions(tag)) == len(expected)  # every row is on disk, batch 1 uncommitted
 
-    # The earlier attempt ran "yesterday": its folder is under another date than the replay's.
-    stream_dir = attempts[0].parent
-    yesterday = predictions / "date=2000-01-01" / stream_dir.name / "batch_id=1"
-    yesterday.parent.mkdir(parents=True)
-    attempts[0].rename(yesterday)
+    # The earlier attempt ran "yesterday": its files sit in another day folder than the replay's.
+    yesterday = {base: base / "date=2000-01-01" for base in (predictions, quarantine)}
+    for base, day in yesterday.items():
+        day.mkdir()
+        for part in base.glob("date=*/part-*-0000000001-*.parquet"):
+            part.rename(day / part.name)
 
     second = subprocess.run(
         _serving_cmd(tag, mlflow_server, served_version, "--available-now"),
         capture_output=True, text=True, env=env, timeout=400,
     )  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
-    assert not yesterday.exists(), "the earlier attempt's output was left beside the replay's"
-    assert len(sorted(predictions.glob("date=*/stream=*/batch_id=1"))) == 1
+    assert all(not list(day.iterdir()) for day in yesterday.values()), "the earlier attempt was left beside"
     out = _predictions(tag)
     assert set(out["id"]) == expected and not out["id"].duplicated().any() and len(out) == len(expected)
+    assert sorted(out["batch_id"].unique()) == [0, 1] and out["stream"].nunique() == 1
+    bad = pd.read_parquet(quarantine)
+    assert list(bad["source"] + ":" + bad["source_row"].astype(str)) == ["drop-03.csv:52"]
+    assert not list(predictions.glob("_staging/*")) and not list(quarantine.glob("_staging/*"))
 
 
 @pytest.mark.timeout(300)

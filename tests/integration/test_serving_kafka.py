@@ -25,10 +25,15 @@ def test_kafka_json_in_parquet_and_topic_out(spark, kafka_broker, mlflow_server,
     out_topic, dead_topic = f"{topic}-predictions", f"{topic}-dead"
     create_topics(bootstrap, [out_topic, dead_topic], partitions=1)
     good = [{"id": f"k{i}", "text": f"tweet number {i} {'love it' if i % 2 else 'hate it'}"} for i in range(40)]
-    bad = [b"{not json", b"\xff\xfe\xfa", json.dumps({"id": "no-text"}).encode(), json.dumps({"text": ""}).encode()]
+    # poison that must be scored: a non-finite label (no label), a lone surrogate, a year-1 timestamp
+    good += [{"id": "k-inf", "text": "label overflows", "label": 1e999}, {"id": "k-sur", "text": "\ud800 lone"},
+             {"id": "k-y1", "text": "year one", "timestamp": "0001-01-01T00:00:00+05:00"}]  # fmt: skip
+    bad = [b"{not json", b"\xff\xfe\xfa", json.dumps({"id": "no-text"}).encode(), json.dumps({"text": ""}).encode(),
+           b'{"text": "deep", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+           b'{"text": "long number", "label": ' + b"9" * 5000 + b"}"]  # fmt: skip
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for msg in good:
-        producer.send(topic, key=msg["id"].encode(), value=json.dumps(msg).encode())
+        producer.send(topic, key=msg["id"].encode(), value=json.dumps(msg).replace("Infinity", "1e999").encode())
     for raw in bad:
         producer.send(topic, value=raw)
     producer.flush()
@@ -57,11 +62,12 @@ def test_kafka_json_in_parquet_and_topic_out(spark, kafka_broker, mlflow_server,
     assert sorted(out["id"]) == sorted(m["id"] for m in good)
     assert out["source"].str.startswith(f"{topic}/").all()  # topic/partition/offset of each message
     assert (out["model_version"] == served_version).all()
-    assert out["batch_id"].nunique() >= 2  # maxOffsetsPerTrigger split the 44 messages
+    assert out["batch_id"].nunique() >= 2  # maxOffsetsPerTrigger split the 49 messages
 
     quarantine = pd.read_parquet(local_path(f"gs://{tag}-out") / "quarantine")
     reasons = sorted(e.split(":")[0] for e in quarantine["error"])
-    assert reasons == ["empty text", "missing text", "undecodable bytes", "unparseable JSON"]
+    assert reasons == ["empty text", "missing text", "undecodable bytes", *["unparseable JSON"] * 3]
+    assert out.set_index("id").loc["k-inf", "label"] is None or pd.isna(out.set_index("id").loc["k-inf", "label"])
 
     published = consume_all(bootstrap, out_topic)
     keys = sorted(k.decode() for _, _, k, _ in published)

@@ -1,10 +1,15 @@
-"""A deterministic crash point for tests of the serving job's exactly-once output.
+"""A deterministic crash point for tests of the serving job's exactly-once output. Test-only.
 
 Killing the driver from outside lands at an uncontrolled moment, usually between batches, where
 nothing needs replacing. With `SENTIMENT_TEST_CRASH_AFTER_WRITE=N` in the environment, the driver
 dies (os._exit: no cleanup, no finally blocks, like kill -9) right after micro-batch N's output is
 written and before Spark commits the batch in the checkpoint, the one moment a restart must replace
-the earlier attempt's output. Unset (always, outside tests), it does nothing.
+the earlier attempt's output.
+
+It is a switch for tests, never for users: no job builder, deploy script or DAG sets it, and it fires
+only on a local Spark master (`local`, `local[N]`, the tests' sessions). On a cluster (Dataproc's
+`yarn`) the variable is ignored with a warning, so a stray environment variable cannot stop a
+production job. Unset (always, outside tests), it does nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ CRASH_EXIT_CODE = 86  # distinct from Spark's and Python's own exit codes, so a 
 log = logging.getLogger("sentiment_mlops.serving")
 
 
-def after_write(batch_id: int) -> None:
-    """Exit the process with CRASH_EXIT_CODE if CRASH_AFTER_WRITE_ENV names `batch_id`."""
+def after_write(batch_id: int, spark_master: str) -> None:
+    """Exit the process with CRASH_EXIT_CODE if CRASH_AFTER_WRITE_ENV names `batch_id` and the Spark
+    master is local."""
     wanted = os.environ.get(CRASH_AFTER_WRITE_ENV)
-    if wanted is not None and wanted.strip() == str(batch_id):
-        log.error(
-            "%s=%s: driver exits after writing batch %d, before its commit", CRASH_AFTER_WRITE_ENV, wanted, batch_id
-        )
-        logging.shutdown()
-        os._exit(CRASH_EXIT_CODE)
+    if wanted is None or wanted.strip() != str(batch_id):
+        return
+    if not spark_master.startswith("local"):
+        log.warning("%s is ignored: a test-only switch, and the master is %s", CRASH_AFTER_WRITE_ENV, spark_master)
+        return
+    log.error("%s=%s: driver exits after writing batch %d, before its commit", CRASH_AFTER_WRITE_ENV, wanted, batch_id)
+    logging.shutdown()
+    os._exit(CRASH_EXIT_CODE)

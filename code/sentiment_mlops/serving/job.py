@@ -32,8 +32,8 @@ from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
 from sentiment_mlops.registry.smoke_check import spark_smoke_check
 from sentiment_mlops.serving import crash_point, prometheus_metrics
-from sentiment_mlops.serving import parsing as serving_parse
 from sentiment_mlops.serving import sinks as serving_sinks
+from sentiment_mlops.serving.file_source import ONE_FILE_PER_PARTITION
 
 log = logging.getLogger("sentiment_mlops.serving")
 
@@ -156,10 +156,13 @@ class BatchStats:
     predicted: int = 0
     quarantined: int = 0
     model_version: str | None = None
-    latency_s_avg: float | None = None
+    latency_s_avg: float | None = None  # arrival (file modification / message time) -> batch commit
     latency_s_max: float | None = None
     seconds: float = 0.0
     started_at: str = ""
+    empty_files: int = 0  # zero-byte, blank-only or header-only files: no record, but a trace
+    arrival_avg: float | None = None  # epoch seconds, for the latency at commit
+    arrival_min: float | None = None
 
 
 @dataclass
@@ -202,59 +205,63 @@ def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now
     )
 
 
-def batch_latency(predictions: DataFrame) -> tuple[float | None, float | None]:
-    """Average and maximum seconds from event to prediction over the batch (None when no row has an
-    event timestamp)."""
-    lat = (
-        predictions.select(
-            (F.col("prediction_timestamp").cast("double") - F.col("event_timestamp").cast("double")).alias("l")
-        )
-        .agg(F.avg("l"), F.max("l"))
-        .first()
-    )
-    return (round(float(lat[0]), 3), round(float(lat[1]), 3)) if lat and lat[0] is not None else (None, None)
+def count_batch(parsed: DataFrame, stats: BatchStats) -> None:
+    """One pass over the (cached) parsed batch: rows in, quarantined, predicted and arrival times."""
+    arrival = F.col("arrival_timestamp").cast("double")
+    row = parsed.agg(F.count(F.lit(1)), F.count("error"), F.avg(arrival), F.min(arrival)).first()
+    assert row is not None
+    stats.rows_in, stats.quarantined = int(row[0]), int(row[1])
+    stats.predicted = stats.rows_in - stats.quarantined
+    stats.arrival_avg, stats.arrival_min = row[2], row[3]
+
+
+def commit_latency(stats: BatchStats) -> None:
+    """Seconds from arrival to now (the batch is about to commit): the serving latency, not data age."""
+    now = time.time()
+    if stats.arrival_avg is not None and stats.arrival_min is not None:
+        stats.latency_s_avg = round(now - stats.arrival_avg, 3)
+        stats.latency_s_max = round(now - stats.arrival_min, 3)
 
 
 def write_predictions(state: ServingState, predictions: DataFrame, date: str, stream: str, batch_id: int) -> None:
-    """Parquet for the batch (and the Kafka topic with --write-kafka)."""
-    # the sink writes batch_id (after stream) itself, so every output has the same trailing columns
-    serving_sinks.write_batch_parquet(predictions.drop("batch_id"), state.output_base, date, stream, batch_id)
+    """Parquet for the batch (and the Kafka topic with --write-kafka, from the same cached scores)."""
     if state.args.write_kafka:
-        from sentiment_mlops.serving.kafka.sink import write_json_messages
+        predictions = predictions.cache()
+    try:
+        # the sink writes batch_id (after stream) itself, so every output has the same trailing columns
+        serving_sinks.write_batch_parquet(predictions.drop("batch_id"), state.output_base, date, stream, batch_id)
+        if state.args.write_kafka:
+            from sentiment_mlops.serving.kafka.sink import write_json_messages
 
-        write_json_messages(
-            predictions.drop("features"), state.args.kafka_output_bootstrap, state.args.kafka_output_topic
-        )
+            write_json_messages(
+                predictions.drop("features"), state.args.kafka_output_bootstrap, state.args.kafka_output_topic
+            )
+    finally:
+        if state.args.write_kafka:
+            predictions.unpersist()
 
 
 def score_and_write(
     state: ServingState, parsed: DataFrame, current: LoadedModel[Any], stats: BatchStats, now: datetime, stream: str
 ) -> None:
-    """Score the good rows, write them; sets `stats.predicted` and the latency fields."""
-    date = now.strftime("%Y-%m-%d")
-    predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features).cache()
-    try:
-        stats.predicted = predictions.count()
-        if stats.predicted:
-            write_predictions(state, predictions, date, stream, stats.batch_id)
-            stats.latency_s_avg, stats.latency_s_max = batch_latency(predictions)
-    finally:
-        predictions.unpersist()
+    """Score the good rows and write them (one pass; `stats.predicted` is already counted)."""
+    if stats.predicted:
+        predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features)
+        write_predictions(state, predictions, now.strftime("%Y-%m-%d"), stream, stats.batch_id)
 
 
-def quarantine_bad_rows(state: ServingState, parsed: DataFrame, now: datetime, stream: str, batch_id: int) -> int:
-    """Write the rows that failed parsing to the quarantine folder (and the dead-letter topic when
-    reading Kafka with --dead-letter-topic); returns their count."""
-    bad = parsed.filter(F.col("error").isNotNull())
-    count = bad.count()
-    if not count:
-        return 0
-    quarantine = bad.select(
+def quarantine_bad_rows(state: ServingState, parsed: DataFrame, stats: BatchStats, now: datetime, stream: str) -> None:
+    """Write the rows that failed parsing (`stats.quarantined` of them) to the quarantine folder, and to
+    the dead-letter topic when reading Kafka with --dead-letter-topic."""
+    if not stats.quarantined:
+        return
+    quarantine = parsed.filter(F.col("error").isNotNull()).select(
         "source", "source_row", "raw", "error",
         F.lit(now).cast("timestamp").alias("quarantined_at"),
     )  # fmt: skip
-    serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, now.strftime("%Y-%m-%d"), stream, batch_id)
-    log.warning("batch %d: %d rows quarantined under %s", batch_id, count, state.quarantine_base)
+    date = now.strftime("%Y-%m-%d")
+    serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, date, stream, stats.batch_id)
+    log.warning("batch %d: %d rows quarantined under %s", stats.batch_id, stats.quarantined, state.quarantine_base)
     if state.args.dead_letter_topic and state.args.source_type == "kafka":
         from sentiment_mlops.serving.kafka.sink import send_dead_letters
 
@@ -263,7 +270,6 @@ def quarantine_bad_rows(state: ServingState, parsed: DataFrame, now: datetime, s
             state.args.kafka_output_bootstrap,
             state.args.dead_letter_topic,
         )
-    return count
 
 
 def record_batch(state: ServingState, spark: SparkSession, stats: BatchStats, model_name: str, stream: str) -> None:
@@ -279,9 +285,26 @@ def record_batch(state: ServingState, spark: SparkSession, stats: BatchStats, mo
     if state.exporter is not None:
         state.exporter.observe_batch(state, stats, stream)
     log.info(
-        "batch %d: %d rows in, %d predicted, %d quarantined, model v%s, %.2fs",
-        stats.batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.model_version, stats.seconds,
+        "batch %d: %d rows in, %d predicted, %d quarantined, %d empty files, model v%s, %.2fs",
+        stats.batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.empty_files, stats.model_version,
+        stats.seconds,
     )  # fmt: skip
+
+
+def parse_batch(
+    state: ServingState, spark: SparkSession, raw_batch: DataFrame, stats: BatchStats
+) -> tuple[DataFrame, DataFrame]:
+    """The source's rows -> (parsed rows, the cached frame to unpersist after the batch)."""
+    if state.args.source_type == "kafka":
+        from sentiment_mlops.serving.parsing import parse_kafka_batch
+
+        parsed = parse_kafka_batch(raw_batch).cache()  # kafka_py would read the broker again
+        return parsed, parsed
+    from sentiment_mlops.serving.file_source import parse_file_batch, planned_files
+
+    batch = parse_file_batch(raw_batch, planned_files(spark, state.checkpoint, stats.batch_id))
+    stats.empty_files = len(batch.empty_files)
+    return batch.parsed, batch.cached
 
 
 def _run_batch(state: ServingState, spark: SparkSession, df: DataFrame, batch_id: int) -> None:
@@ -301,20 +324,21 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     if state.stream_id is None:
         state.stream_id = serving_sinks.stream_id(spark, state.checkpoint)
     stream = state.stream_id
-    parser = serving_parse.parse_kafka_batch if state.args.source_type == "kafka" else serving_parse.parse_file_batch
-    parsed = parser(raw_batch).cache()
+    stats = BatchStats(batch_id=batch_id, model_version=current.version, started_at=now.isoformat())
+    parsed, cached = parse_batch(state, spark, raw_batch, stats)
     try:
-        stats = BatchStats(batch_id=batch_id, model_version=current.version, started_at=now.isoformat())
+        count_batch(parsed, stats)
         for base in (state.output_base, state.quarantine_base):
             serving_sinks.delete_earlier_attempts(spark, base, stream, batch_id)
         score_and_write(state, parsed, current, stats, now, stream)
-        stats.quarantined = quarantine_bad_rows(state, parsed, now, stream, batch_id)
+        quarantine_bad_rows(state, parsed, stats, now, stream)
     finally:
-        parsed.unpersist()
-    stats.rows_in = stats.predicted + stats.quarantined
+        cached.unpersist()
     stats.seconds = round(time.perf_counter() - started, 3)
+    commit_latency(stats)
     record_batch(state, spark, stats, current.name, stream)
-    crash_point.after_write(batch_id)  # tests only; a no-op unless SENTIMENT_TEST_CRASH_AFTER_WRITE is set
+    # tests only (see crash_point): a no-op unless its variable names this batch on a local master
+    crash_point.after_write(batch_id, spark.sparkContext.master or "")
     return stats
 
 
@@ -330,6 +354,7 @@ def metrics_record(stats: BatchStats, model_name: str, stream: str) -> dict[str,
         "rows_per_s": round(stats.rows_in / stats.seconds, 1) if stats.seconds else None,
         "latency_s": stats.latency_s_avg,
         "latency_s_max": stats.latency_s_max,
+        "empty_files": stats.empty_files,
         "model_name": model_name,
         "model_version": stats.model_version,
     }
@@ -370,15 +395,9 @@ def source_stream(spark: SparkSession, args: argparse.Namespace, input_uri: str 
         return read_kafka_stream(
             spark, args.kafka_bootstrap, args.kafka_topic, args.starting_offsets, args.max_offsets_per_trigger
         )
-    reader = (
-        spark.readStream.format("binaryFile")
-        .schema("path string, modificationTime timestamp, length bigint, content binary")
-        .option("pathGlobFilter", "*.csv")  # `x.csv.tmp` (a copy in progress) is not picked up
-        .option("recursiveFileLookup", "true")
-    )
-    if args.max_files_per_trigger:
-        reader = reader.option("maxFilesPerTrigger", args.max_files_per_trigger)
-    return reader.load(input_uri)
+    from sentiment_mlops.serving.file_source import csv_stream, with_file_columns
+
+    return with_file_columns(csv_stream(spark.readStream, args.max_files_per_trigger).load(input_uri))
 
 
 def start_query(spark: SparkSession, args: argparse.Namespace, state: ServingState) -> StreamingQuery:
@@ -386,6 +405,9 @@ def start_query(spark: SparkSession, args: argparse.Namespace, state: ServingSta
     input_uri = resolve_uri(args.input_path, settings) if args.input_path else None
     if input_uri and "://" not in input_uri:
         os.makedirs(input_uri, exist_ok=True)  # an empty local bucket folder is a valid start
+    if args.source_type == "file":
+        for key, value in ONE_FILE_PER_PARTITION.items():
+            spark.conf.set(key, value)  # the query copies the session's settings when it starts
     stream = source_stream(spark, args, input_uri)
     writer = (
         stream.writeStream.queryName(f"sentiment-serving-{args.source_type}")
@@ -469,7 +491,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spark = get_spark(
         f"sentiment-serving-{args.source_type}",
-        extra={"spark.sql.files.ignoreMissingFiles": "true", "spark.sql.streaming.metricsEnabled": "true"},
+        extra={
+            "spark.sql.files.ignoreMissingFiles": "true",
+            "spark.sql.streaming.metricsEnabled": "true",
+            **ONE_FILE_PER_PARTITION,
+        },
     )
     try:
         run(spark, args)

@@ -1,230 +1,139 @@
-"""Turning raw serving input (dropped CSV files, Kafka messages) into records or quarantine rows.
+"""Turning raw serving input into records or quarantine rows, in the JVM, one rule set for both sources.
 
-Parsing is plain Python run on the executors, one file or message at a time, so a bad row, a bad
-file or bad bytes becomes a quarantine record with its reason instead of an exception that would
-end the stream.
+Decisions:
+
+* Total: every input record ends as exactly one row of PARSED_COLUMNS, either with `error` null (it is
+  scored) or with the reason it is quarantined. Every rule is a Spark column expression built from
+  `try_cast`-style conversions, so no value (a label of `1e400`, a timestamp in year 1, a number of
+  5,000 digits, JSON nested 2,000 deep) can raise and fail a batch. The per-file header rule of the file
+  source is the one piece of Python: it runs on the driver, on the first row of each file only
+  (`file_source.file_layout`).
+* Labels: 0/1, or Sentiment140's 0/4 (4 -> 1). Anything else, including neutral 2, `inf`, `NaN`, `1e400`
+  and text, is "no label" (null), not an error: the label is optional.
+* Timestamps: ISO-8601 (with or without an offset) or epoch seconds / milliseconds (a number above 1e11 is
+  milliseconds). Anything unparseable or outside years 1900-2199 falls back to the arrival time (the
+  file's modification time or the Kafka message time): a row is never lost for its timestamp.
+* Text: missing or blank -> quarantined ("empty text", or "missing text" for a JSON message without the
+  key); longer than MAX_TEXT_CHARS -> quarantined (not a tweet, and slow for the regexes).
+* Bytes: CSV files are decoded as UTF-8 with replacement; a row that holds U+FFFD (an invalid byte
+  sequence, or a literal replacement character) is quarantined on its own, the other rows of the file are
+  scored. A Kafka message that is not valid UTF-8 is quarantined whole (its raw value kept as hex). A lone
+  surrogate escape in JSON (`"\\ud800"`) is decoded by Spark's JSON reader as `?`.
+* A JSON `text` that is a number or an object is read as its JSON text (Spark's JSON reader does so for a
+  string field); JSON that is malformed, not an object, nested too deep or holds a number too long for the
+  parser is quarantined as "unparseable JSON".
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from functools import cache
-from typing import Any
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
-from pyspark.sql import DataFrame
-from pyspark.sql.types import (
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
+MAX_TEXT_CHARS = 10_000
+RAW_CHARS = 2_000  # quarantined raw input is cut to this length
+EARLIEST_TS = "1900-01-01 00:00:00"
+LATEST_TS = "2200-01-01 00:00:00"
+REPLACEMENT_CHAR = "\ufffd"
 
-MAX_TEXT_CHARS = 10_000  # longer "tweets" are quarantined: they are not tweets and slow the regexes
+# What the parsers return: the record, where it came from, and why it is quarantined (null: it is scored).
+# `arrival_timestamp` (file modification time, message time) measures serving latency; it is not written.
+PARSED_COLUMNS = ("id", "text", "label", "event_timestamp", "source", "source_row", "raw", "error", "arrival_timestamp")
 
-PARSED_SCHEMA = StructType(
-    [
-        StructField("id", StringType(), True),
-        StructField("text", StringType(), True),
-        StructField("label", IntegerType(), True),
-        StructField("event_timestamp", TimestampType(), True),
-        StructField("source", StringType(), False),
-        StructField("source_row", LongType(), False),
-        StructField("raw", StringType(), True),
-        StructField("error", StringType(), True),
-    ]
-)
-
-Record = tuple[Any, ...]
+KAFKA_JSON_SCHEMA = "id string, text string, label string, timestamp string, _corrupt string"
+KAFKA_JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}
 
 
-def _record(
-    source: str,
-    row: int,
+def label_from(value: Column) -> Column:
+    """A string column -> int label 0/1, or null (no label) for anything but 0, 1 and 4."""
+    number = value.try_cast("double")
+    return F.when(number == 0, F.lit(0)).when((number == 1) | (number == 4), F.lit(1)).cast("int")
+
+
+def timestamp_from(value: Column, fallback: Column) -> Column:
+    """A string column (ISO-8601, epoch seconds or milliseconds) -> timestamp within years 1900-2199,
+    else `fallback`."""
+    number = value.try_cast("double")
+    seconds = F.when(number > 1e11, number / 1000).otherwise(number)
+    in_range = seconds.between(-2_208_988_800, 7_258_118_400)  # 1900-01-01 .. 2200-01-01
+    from_number = F.when(in_range, F.timestamp_micros((seconds * 1_000_000).try_cast("long")))
+    from_text = F.when(number.isNull(), F.trim(value).try_cast("timestamp"))
+    parsed = F.coalesce(from_number, from_text)
+    sane = parsed.between(F.lit(EARLIEST_TS).cast("timestamp"), F.lit(LATEST_TS).cast("timestamp"))
+    return F.when(sane, parsed).otherwise(fallback)
+
+
+def text_error(text: Column, missing: str = "empty text") -> Column:
+    """Why a text cannot be scored (null when it can): missing, blank, too long or with bad bytes."""
+    return (
+        F.when(text.isNull(), F.lit(missing))
+        .when(F.trim(text) == "", F.lit("empty text"))
+        .when(F.length(text) > MAX_TEXT_CHARS, F.lit(f"text longer than {MAX_TEXT_CHARS} characters"))
+        .when(F.instr(text, REPLACEMENT_CHAR) > 0, F.lit("not UTF-8: invalid bytes decoded as U+FFFD"))
+    )
+
+
+def finish(
+    df: DataFrame,
     *,
-    id: str | None = None,
-    text: str | None = None,
-    label: int | None = None,
-    ts: datetime | None = None,
-    raw: str | None = None,
-    error: str | None = None,
-) -> Record:
-    return (id, text, label, ts, source, row, raw, error)
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """ISO-8601 strings, epoch seconds or milliseconds; anything else is None (not an error)."""
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, tz=UTC).replace(tzinfo=None)
-    except (TypeError, ValueError, OverflowError, OSError):
-        pass
-    try:
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
-
-
-def parse_label(value: Any) -> int | None:
-    """0/1, or Sentiment140's 0/4; anything else (including neutral 2) is no label."""
-    if value is None or value == "":
-        return None
-    try:
-        number = int(float(value))
-    except (TypeError, ValueError):
-        return None
-    return {0: 0, 1: 1, 4: 1}.get(number)
-
-
-def _validate(source: str, row: int, fields: dict[str, Any], raw: str, default_ts: datetime | None) -> Record:
-    text = fields.get("text")
-    if not isinstance(text, str) or not text.strip():
-        reason = "missing text" if text is None else ("empty text" if isinstance(text, str) else "text is not a string")
-        return _record(source, row, raw=raw, error=reason)
-    if len(text) > MAX_TEXT_CHARS:
-        return _record(source, row, raw=raw[:2000], error=f"text longer than {MAX_TEXT_CHARS} characters")
-    rid = fields.get("id")
-    return _record(
-        source,
-        row,
-        id=None if rid is None or rid == "" else str(rid),
-        text=text,
-        label=parse_label(fields.get("label")),
-        ts=parse_timestamp(fields.get("timestamp")) or default_ts,
-        raw=None,
+    id: Column,
+    text: Column,
+    label: Column,
+    timestamp: Column,
+    arrival: Column,
+    source: Column,
+    source_row: Column,
+    raw: Column,
+    error: Column,
+) -> DataFrame:
+    """The common tail of both parsers: string fields and a first error -> PARSED_COLUMNS. `error` is
+    the source-specific reason (null when none); the text rules apply after it."""
+    reason = F.coalesce(error, text_error(text))
+    ok = reason.isNull()
+    return df.select(
+        F.when(ok & (F.trim(id) != ""), id).alias("id"),
+        F.when(ok, text).alias("text"),
+        F.when(ok, label_from(label)).alias("label"),
+        F.when(ok, timestamp_from(timestamp, arrival)).alias("event_timestamp"),
+        source.cast("string").alias("source"),
+        source_row.cast("bigint").alias("source_row"),
+        F.when(~ok, F.substring(raw, 1, RAW_CHARS)).alias("raw"),
+        reason.alias("error"),
+        arrival.cast("timestamp").alias("arrival_timestamp"),
     )
-
-
-def parse_csv_file(path: str, content: bytes | None, modified: datetime | None) -> Iterator[Record]:
-    """One dropped CSV file (header row with at least `text`) -> one record per data row."""
-    name = path.rsplit("/", 1)[-1]
-    if content is None:
-        yield _record(name, 0, raw=path, error="unreadable file")
-        return
-    try:
-        decoded = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        yield _record(
-            name, 0, raw=content[:2000].decode("latin-1"), error=f"file is not UTF-8: {exc.reason} at {exc.start}"
-        )
-        return
-    reader = csv.reader(io.StringIO(decoded, newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        yield _record(name, 0, raw="", error="empty file")
-        return
-    except csv.Error as exc:
-        yield _record(name, 0, raw=decoded[:2000], error=f"unparseable CSV header: {exc}")
-        return
-    if "text" not in header:
-        yield _record(name, 1, raw=",".join(header), error="header has no 'text' column")
-        return
-    row_number = 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            row_number += 1
-            yield _record(name, row_number, raw="", error=f"unparseable CSV row: {exc}")
-            continue
-        row_number += 1
-        if not values or all(not v.strip() for v in values):
-            continue  # blank lines are not data
-        raw = _csv_line(values)
-        if len(values) != len(header):
-            yield _record(name, row_number, raw=raw, error=f"{len(values)} fields, header has {len(header)}")
-            continue
-        yield _validate(name, row_number, dict(zip(header, values, strict=True)), raw, modified)
-
-
-def _csv_line(values: list[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerow(values)
-    return out.getvalue().rstrip("\r\n")
-
-
-def parse_kafka_message(
-    value: bytes | None, topic: str, partition: int, offset: int, timestamp: datetime | None
-) -> Record:
-    """One Kafka message `{"text": ..., "id": ..., "timestamp": ...}` -> one record."""
-    source = f"{topic}/{partition}/{offset}"
-    if value is None:
-        return _record(source, offset, raw=None, error="empty message (null value)")
-    try:
-        decoded = bytes(value).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _record(source, offset, raw=bytes(value)[:2000].hex(), error=f"undecodable bytes: {exc.reason}")
-    try:
-        payload = json.loads(decoded)
-    except json.JSONDecodeError as exc:
-        return _record(source, offset, raw=decoded[:2000], error=f"unparseable JSON: {exc.msg}")
-    if not isinstance(payload, dict):
-        return _record(source, offset, raw=decoded[:2000], error="JSON is not an object")
-    return _validate(source, offset, payload, decoded[:2000], timestamp)
-
-
-@cache
-def _arrow_schema():
-    """PARSED_SCHEMA as Arrow (what mapInArrow must yield); built on first use on the executors."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    return to_arrow_schema(PARSED_SCHEMA, timezone="UTC")
-
-
-def _utc_naive(ts: datetime | None) -> datetime | None:
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts is not None and ts.tzinfo else ts
-
-
-def records_to_arrow(records: list[Record]):
-    """PARSED_SCHEMA records -> one Arrow batch (naive timestamps are UTC)."""
-    import pyarrow as pa
-
-    schema = _arrow_schema()
-    columns: list[tuple[Any, ...]] = list(zip(*records, strict=True)) if records else [() for _ in schema]
-    columns[3] = tuple(_utc_naive(ts) for ts in columns[3])
-    return pa.RecordBatch.from_arrays(
-        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)], schema=schema
-    )
-
-
-# mapInArrow, not rdd.map + createDataFrame: rows cross to Python and back in Arrow batches instead
-# of one pickled Row at a time (several times faster on the Kafka path). The parsing stays per record.
-
-
-def parse_file_batch(files: DataFrame) -> DataFrame:
-    """binaryFile rows (path, modificationTime, content) -> PARSED_SCHEMA rows."""
-
-    def parse(batches):
-        for batch in batches:
-            cols = batch.to_pydict()
-            records = [
-                record
-                for path, modified, content in zip(cols["path"], cols["modificationTime"], cols["content"], strict=True)
-                for record in parse_csv_file(path, content, _utc_naive(modified))
-            ]
-            yield records_to_arrow(records)
-
-    return files.select("path", "modificationTime", "content").mapInArrow(parse, PARSED_SCHEMA)
 
 
 def parse_kafka_batch(messages: DataFrame) -> DataFrame:
-    """Kafka rows (value, topic, partition, offset, timestamp) -> PARSED_SCHEMA rows."""
+    """Kafka rows (value, topic, partition, offset, timestamp) -> PARSED_COLUMNS, one row per message.
 
-    def parse(batches):
-        for batch in batches:
-            c = batch.to_pydict()
-            rows = zip(c["value"], c["topic"], c["partition"], c["offset"], c["timestamp"], strict=True)
-            yield records_to_arrow([parse_kafka_message(v, t, p, o, _utc_naive(ts)) for v, t, p, o, ts in rows])
-
-    return messages.select("value", "topic", "partition", "offset", "timestamp").mapInArrow(parse, PARSED_SCHEMA)
+    `source` is `topic/partition/offset` and `source_row` the offset; JSON goes through `from_json` with
+    a fixed schema (no Python)."""
+    as_text = F.col("value").cast("string")
+    valid = F.expr("is_valid_utf8(cast(value as string))")
+    parsed = messages.select(
+        "value", "topic", "partition", "offset", "timestamp",
+        F.when(valid, F.from_json(as_text, KAFKA_JSON_SCHEMA, KAFKA_JSON_OPTIONS)).alias("j"),
+        valid.alias("valid"),
+    )  # fmt: skip
+    j = F.col("j")
+    error = (
+        F.when(F.col("value").isNull(), F.lit("empty message (null value)"))
+        .when(~F.col("valid"), F.lit("undecodable bytes: not UTF-8"))
+        .when(
+            j["_corrupt"].isNotNull() | j.isNull(),
+            F.lit("unparseable JSON: malformed, not an object, nested too deep or a number too long"),
+        )
+        .when(j["text"].isNull(), F.lit("missing text"))
+    )
+    raw = F.when(F.col("valid"), as_text).otherwise(F.hex(F.substring(F.col("value"), 1, RAW_CHARS // 2)))
+    return finish(
+        parsed,
+        id=j["id"],
+        text=j["text"],
+        label=j["label"],
+        timestamp=j["timestamp"],
+        arrival=F.col("timestamp"),
+        source=F.concat_ws("/", "topic", F.col("partition").cast("string"), F.col("offset").cast("string")),
+        source_row=F.col("offset"),
+        raw=raw,
+        error=error,
+    )
