@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.error
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import (
+    REQUEST_LIMIT_EXCEEDED,
+    RESOURCE_DOES_NOT_EXIST,
+    TEMPORARILY_UNAVAILABLE,
+)
 
 from sentiment_mlops.registry import model_watcher
-from sentiment_mlops.registry.model_watcher import ModelWatcher
+from sentiment_mlops.registry.model_watcher import ModelWatcher, is_transient_failure
 
 
 class Registry:
@@ -76,7 +81,7 @@ def test_first_load_serves_the_alias_version(reg: Registry) -> None:
         "run-1",
         "models:/m/1",
     )
-    assert w.current is loaded
+    assert w.current is loaded and loaded.name == "m"
     described = w.describe()
     assert described == {
         "name": "m",
@@ -258,12 +263,15 @@ def test_failures_are_counted_one_by_one(reg: Registry) -> None:
     assert w.stats.reload_failures == 2 and set(w.stats.rejected_versions) == {"2", "3"}
 
 
-def test_rejected_version_with_nothing_serving_reports_nothing(reg: Registry) -> None:
+def test_rejected_version_with_nothing_serving_reports_nothing(reg: Registry, caplog: pytest.LogCaptureFixture) -> None:
     w = Watcher(reg)
     w.broken.add("1")
     with pytest.raises(ValueError):
         w.check_once()
     assert w.check_once() == (None, None, False)  # remembered: not loaded again
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "rejected m v1 (ValueError: cannot load this one); still serving nothing"
+    ]
 
 
 def test_first_load_failure_is_logged_with_its_attempt(
@@ -311,7 +319,11 @@ def test_poll_schedule_backs_off_exponentially_and_recovers(reg: Registry, caplo
     w._run()
     assert stop.waits == [60, 60, 2.0, 4.0, 8.0, 16.0, 20, 60, 2.0]
     assert w.stats.registry_errors == 6
-    assert "registry check failed (registry unreachable); keep serving, next try in 2s" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings[:2] == [
+        "registry check failed (registry unreachable); keep serving, next try in 2s",
+        "registry check failed (registry unreachable); keep serving, next try in 4s",
+    ]
 
 
 def test_watcher_thread_is_a_named_daemon(reg: Registry) -> None:
@@ -334,3 +346,90 @@ def test_last_check_time_is_utc(reg: Registry) -> None:
     w = Watcher(reg)
     w.check_once()
     assert w.stats.last_check_at is not None and w.stats.last_check_at.endswith("+00:00")
+
+
+def test_default_first_load_retries_five_times_from_two_seconds(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(model_watcher.time, "sleep", sleeps.append)
+    reg.down = True
+    with pytest.raises(RuntimeError, match="registry unreachable"):
+        Watcher(reg).load_initial()
+    assert sleeps == [2.0, 4.0, 8.0, 16.0, 32.0]
+
+
+def test_watcher_asks_the_registry_at_its_tracking_uri() -> None:
+    w = ModelWatcher("http://registry.invalid:5000", "m", "Production", loader=str)
+    assert w._client().tracking_uri == "http://registry.invalid:5000"
+
+
+def _chained(outer: Exception, inner: BaseException, *, as_cause: bool) -> Exception:
+    """`outer` raised from `inner` (`raise outer from inner`) or while handling it (its context only)."""
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            if as_cause:
+                raise outer from exc
+            raise outer  # noqa: B904  # the implicit context is what is tested
+    except Exception as raised:
+        return raised
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (ConnectionRefusedError("nope"), True),  # ConnectionError family
+        (TimeoutError("slow"), True),
+        (urllib.error.URLError("dns"), True),  # by class name: an OSError, not a ConnectionError
+        (type("ReadTimeout", (Exception,), {})("read"), True),  # requests' class names
+        (MlflowException("busy", error_code=TEMPORARILY_UNAVAILABLE), True),
+        (MlflowException("slow down", error_code=REQUEST_LIMIT_EXCEEDED), True),
+        (MlflowException("API request failed: Max retries exceeded with url /api"), True),  # the text only
+        (MlflowException("HTTP 503: Service Unavailable"), True),
+        (MlflowException("no such model", error_code=RESOURCE_DOES_NOT_EXIST), False),
+        (ValueError("cannot load this one"), False),
+        (AssertionError(""), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_unreachable_servers_are_told_apart_from_broken_models(exc: Exception, transient: bool) -> None:
+    assert is_transient_failure(exc) is transient
+
+
+def test_a_failure_raised_from_an_unreachable_server_is_transient() -> None:
+    for as_cause in (True, False):
+        assert is_transient_failure(_chained(OSError("load failed"), ConnectionResetError("x"), as_cause=as_cause))
+        assert not is_transient_failure(_chained(OSError("load failed"), KeyError("stage"), as_cause=as_cause))
+
+
+def test_a_cycle_of_exceptions_ends_the_search() -> None:
+    a, b = ValueError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a
+    assert is_transient_failure(a) is False
+
+
+def test_load_failing_on_an_unreachable_server_is_retried_next_poll_not_rejected(
+    reg: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable: set[str] = {"2"}
+
+    def load(uri: str) -> str:
+        if uri.rsplit("/", 1)[1] in unreachable:
+            raise MlflowException("API request to s3 failed: Max retries exceeded\nmore")
+        return f"model {uri}"
+
+    w = ModelWatcher[str]("http://registry.invalid", "m", "Production", loader=load)
+    w._client = lambda: reg  # type: ignore[method-assign]
+    w.check_once()
+    reg.aliases["production"] = "2"
+    assert w.check_once() == ("1", "1", False)
+    assert w.check_once() == ("1", "1", False)  # tried again: not remembered as broken
+    assert (w.stats.transient_load_failures, w.stats.reload_failures, w.stats.rejected_versions) == (2, 2, {})
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "could not load m v2 (MlflowException: API request to s3 failed: Max retries exceeded): "
+        "server unreachable, retried next poll"
+    ] * 2
+    unreachable.clear()
+    assert w.check_once() == ("1", "2", True)
+    assert w.describe()["transient_load_failures"] == 2

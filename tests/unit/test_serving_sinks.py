@@ -27,18 +27,20 @@ def test_output_folder_names() -> None:
 
 def test_batch_metrics_go_to_one_file_per_stream_and_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     written: dict[str, str] = {}
+    session = object()  # stands for the job's SparkSession: the file goes through its Hadoop filesystem
 
     def write_text(spark: Any, uri: str, text: str) -> None:
+        assert spark is session
         written[uri] = text
 
     monkeypatch.setattr(sinks, "write_text", write_text)
-    uri = sinks.write_batch_metrics(None, "gs://p/_metrics/batches", "s1", 42, {"rows": 3, "at": object()})  # type: ignore[arg-type]
+    uri = sinks.write_batch_metrics(session, "gs://p/_metrics/batches", "s1", 42, {"rows": 3, "at": object()})  # type: ignore[arg-type]
     assert uri == "gs://p/_metrics/batches/batch-s1-0000000042.json"
     assert written[uri].startswith('{"rows": 3, "at": "<object object at') and written[uri].endswith("}\n")
     # Zero-padded batch ids sort as numbers, and a replay overwrites its own file.
-    second = sinks.write_batch_metrics(None, "gs://p/_metrics/batches", "s1", 42, {"rows": 4})  # type: ignore[arg-type]
+    second = sinks.write_batch_metrics(session, "gs://p/_metrics/batches", "s1", 42, {"rows": 4})  # type: ignore[arg-type]
     assert second == uri and written[uri] == '{"rows": 4}\n'
-    assert sorted([sinks.write_batch_metrics(None, "m", "s", b, {}) for b in (10, 9, 100)]) == [  # type: ignore[arg-type]
+    assert sorted([sinks.write_batch_metrics(session, "m", "s", b, {}) for b in (10, 9, 100)]) == [  # type: ignore[arg-type]
         "m/batch-s-0000000009.json",
         "m/batch-s-0000000010.json",
         "m/batch-s-0000000100.json",

@@ -50,7 +50,7 @@ def batch_prefix(stream: str, batch_id: int) -> str:
     return f"part-{stream}-{batch_id:010d}-"
 
 
-def _path(spark: SparkSession, uri: str):
+def _path(spark: SparkSession, uri: str):  # pragma: no mutate block
     return jvm_of(spark).org.apache.hadoop.fs.Path(uri)
 
 
