@@ -17,6 +17,9 @@ export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 # real work here and run as their own processes.
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW_PARALLELISM:-4}"
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+# Task processes reach the API server here; Airflow's default assumes port 8080, so a run on another
+# AIRFLOW_PORT would fail every task with "Connection refused".
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW__API__PORT/execution/}"
 export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW_WORKER_LOG_PORT:-8793}"
 export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="${AIRFLOW_TRIGGERER_LOG_PORT:-8794}"
 
