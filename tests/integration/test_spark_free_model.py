@@ -164,6 +164,7 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
     model = sfm.load_model(trained.runs_uri(key), trained.tracking_uri)
     assert model.model_type == MODEL_SPECS[key].display_name
     assert model.num_features == NUM_FEATURES and model.spark_version.startswith("4.")
+    assert model.bigrams and model.describe()["bigrams"] is True
     texts = trained.texts
     assert len(texts) >= 400
     df = spark.createDataFrame([(t,) for t in texts], "text string")
@@ -174,6 +175,7 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
         assert model.clean(text) == row["clean_text"], text
         assert model.tokens(text) == list(row["tokens"]), text
         assert model.filtered_tokens(text) == list(row["filtered_tokens"]), text
+        assert model.terms(text) == list(row["terms"]), text
         tf = row["raw_features"]
         assert model.term_frequencies(text) == dict(zip(tf.indices.tolist(), tf.values.tolist(), strict=True)), text
         indices, values = model.features(text)

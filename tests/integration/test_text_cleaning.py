@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, clean_text, cleaning_stage
+from sentiment_mlops.features.text_cleaning import (
+    CLEAN_TEXT_COL,
+    CLEANING_RULES_V1,
+    clean_text,
+    cleaner_for_sql,
+    cleaning_sql,
+    cleaning_stage,
+)
 
 CASES = {
     "@bob I LOVE this &amp; that!!! http://t.co/xyz": "i love this and that!!!",
@@ -12,7 +19,16 @@ CASES = {
     "can't &lt;3 &quot;it&quot;": "can't 3 it",
     "  lots   of\tspace  ": "lots of space",
     "": "",
+    # negation scope: up to three words, never across punctuation
+    "I do NOT like this, at all": "i do not neg_like neg_this at all",
+    "don't really like it much": "don't neg_really neg_like neg_it much",
+    "not bad!! can't wait": "not neg_bad!! can't neg_wait",
+    "nothing is good. but fine": "nothing neg_is neg_good but fine",
+    "snot nothing_here know": "snot nothing neg_here neg_know",
 }
+# What the first rule version (no negation marking) made of the same texts: models saved with
+# it stay servable by the Spark-free server.
+V1_CASES = {"@bob I LOVE this &amp; that!!! http://t.co/xyz": "i love this and that!!!", "not good, no": "not good no"}
 
 
 def test_python_cleaning_examples() -> None:
@@ -32,3 +48,15 @@ def test_spark_stage_matches_python_on_examples_and_real_tweets(spark, sample_cs
 def test_null_text_becomes_empty(spark) -> None:
     df = spark.createDataFrame([(None,)], "text string")
     assert cleaning_stage().transform(df).first()[CLEAN_TEXT_COL] == ""
+
+
+def test_first_rule_version_still_reproduced(spark) -> None:  # type: ignore[no-untyped-def]
+    from pyspark.ml.feature import SQLTransformer
+
+    statement = cleaning_sql(rules=CLEANING_RULES_V1)
+    v1 = cleaner_for_sql(statement)
+    assert v1 is not None and cleaner_for_sql(cleaning_sql()) is not None
+    assert cleaner_for_sql(statement.replace("' and '", "' & '")) is None
+    df = spark.createDataFrame([(t,) for t in V1_CASES], ["text"])
+    got = [r[CLEAN_TEXT_COL] for r in SQLTransformer(statement=statement).transform(df).collect()]
+    assert got == [v1(t) for t in V1_CASES] == list(V1_CASES.values())

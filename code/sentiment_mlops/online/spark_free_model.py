@@ -4,8 +4,9 @@ The online server must answer in milliseconds and must not start Spark, so this 
 saved stage folders of the MLflow Spark artifact directly (each stage's `metadata/` JSON and
 `data/` Parquet, with pyarrow) and reproduces every stage with Spark's own arithmetic:
 
-    SQLTransformer (text_cleaning.clean_text, after checking the saved SQL is cleaning_sql())
-    -> RegexTokenizer -> StopWordsRemover -> HashingTF (murmur3, seed 42) -> IDF
+    SQLTransformer (text_cleaning.clean_text, after checking the saved SQL is one version of cleaning_sql())
+    -> RegexTokenizer -> StopWordsRemover [-> NGram(2) -> SQLTransformer terms_sql() (features.terms)]
+    -> HashingTF (murmur3, seed 42) -> IDF
     -> LogisticRegression | RandomForestClassificationModel | LinearSVC
 
 Predictions equal Spark's `model.transform` (tests/test_spark_free_model.py checks every stage on
@@ -26,7 +27,7 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +35,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, clean_text, cleaning_sql
+from sentiment_mlops.features import terms as bigram_terms
+from sentiment_mlops.features.text_cleaning import (
+    CLEAN_TEXT_COL,
+    RAW_TEXT_COL,
+    clean_text,
+    cleaner_for_sql,
+    cleaning_sql,
+)
 
 SPARK_ML = "org.apache.spark.ml."
 HASHING_TF_SEED = 42  # org.apache.spark.ml.feature.HashingTF: private val seed = 42
@@ -408,6 +416,13 @@ EXPECTED_STAGES = (
     "feature.HashingTF",
     "feature.IDFModel",
 )
+# Since cleaning v2: unigrams and bigrams (features.terms) are hashed together.
+EXPECTED_STAGES_BIGRAMS = (
+    *EXPECTED_STAGES[:3],
+    "feature.NGram",
+    "feature.SQLTransformer",
+    *EXPECTED_STAGES[3:],
+)
 CLASSIFIERS = {
     "classification.LogisticRegressionModel",
     "classification.LinearSVCModel",
@@ -427,7 +442,11 @@ class SparkFreeModel:
         classifier: Classifier,
         spark_version: str,
         source: str,
+        cleaner: Callable[[str | None], str] = clean_text,
+        bigrams: bool = False,
     ) -> None:
+        self.cleaner = cleaner
+        self.bigrams = bigrams
         self.tokenizer = tokenizer
         self.stop_words = stop_words
         self.hashing = hashing
@@ -450,16 +469,21 @@ class SparkFreeModel:
 
     # Stage by stage, for tests and debugging.
     def clean(self, text: str | None) -> str:
-        return clean_text(text)
+        return self.cleaner(text)
 
     def tokens(self, text: str | None) -> list[str]:
-        return self.tokenizer(clean_text(text))
+        return self.tokenizer(self.cleaner(text))
 
     def filtered_tokens(self, text: str | None) -> list[str]:
         return self.stop_words(self.tokens(text))
 
+    def terms(self, text: str | None) -> list[str]:
+        """What HashingTF hashes: the filtered tokens, then their bigrams when the model has them."""
+        tokens = self.filtered_tokens(text)
+        return bigram_terms.terms(tokens) if self.bigrams else tokens
+
     def term_frequencies(self, text: str | None) -> dict[int, float]:
-        return self.hashing(self.filtered_tokens(text))
+        return self.hashing(self.terms(text))
 
     def features(self, text: str | None) -> tuple[list[int], list[float]]:
         """The sparse TF-IDF vector as (sorted indices, values)."""
@@ -480,40 +504,57 @@ class SparkFreeModel:
             if self.has_probability
             else "none: LinearSVC outputs no probability (raw margin only)",
             "num_features": self.num_features,
+            "bigrams": self.bigrams,
             "spark_version": self.spark_version,
         }
 
 
 def _check_wiring(stages: Sequence[StageInfo]) -> None:
     """The stages must form one chain: each reads the column the previous one wrote."""
-    # The SQLTransformer's columns are fixed by cleaning_sql() (checked separately).
+    # The SQLTransformers' columns are fixed by cleaning_sql() and terms_sql() (checked separately).
     previous_out = CLEAN_TEXT_COL
-    for stage in stages[1:5]:
+    for stage in stages[1:-1]:
+        if stage.short_name == "SQLTransformer":
+            previous_out = bigram_terms.TERMS_COL
+            continue
         if stage.param("inputCol") != previous_out:
             raise UnsupportedModelError(
                 f"stage {stage.index} ({stage.short_name}) reads {stage.params.get('inputCol')!r}, "
                 f"but the previous stage writes {previous_out!r}: not a linear text pipeline"
             )
         previous_out = stage.param("outputCol")
-    classifier = stages[5]
+    classifier = stages[-1]
     if classifier.param("featuresCol") != previous_out:
         raise UnsupportedModelError(
             f"classifier reads {classifier.params.get('featuresCol')!r}, but IDF writes {previous_out!r}"
         )
 
 
-def _sql_stage(stage: StageInfo) -> None:
-    statement = stage.param("statement")
-    expected = cleaning_sql(RAW_TEXT_COL, CLEAN_TEXT_COL)
-    if statement != expected:
-        at = next((i for i, (a, b) in enumerate(zip(statement, expected, strict=False)) if a != b), None)
-        at = at if at is not None else min(len(statement), len(expected))
+def _terms_stage(ngram: StageInfo, concat: StageInfo) -> None:
+    if int(ngram.param("n")) != bigram_terms.NGRAM_N:
+        raise UnsupportedModelError(f"NGram with n={ngram.param('n')}: only n={bigram_terms.NGRAM_N} is reproduced")
+    expected = bigram_terms.terms_sql(bigram_terms.FILTERED_TOKENS_COL, ngram.param("outputCol"))
+    if concat.param("statement") != expected:
         raise UnsupportedModelError(
-            "the model's SQLTransformer statement is not text_cleaning.cleaning_sql(), so the Python "
-            f"twin clean_text() would not reproduce it (first difference at character {at}: "
-            f"saved ...{statement[max(0, at - 20) : at + 30]!r} vs code ...{expected[max(0, at - 20) : at + 30]!r}). "
-            "The model was trained with other cleaning rules: serve it with Spark or with the matching code."
+            f"the terms SQLTransformer is {concat.param('statement')!r}, not features.terms.terms_sql() {expected!r}"
         )
+
+
+def _sql_stage(stage: StageInfo) -> Callable[[str | None], str]:
+    """The Python twin of the saved cleaning statement (one of the known rule versions)."""
+    statement = stage.param("statement")
+    cleaner = cleaner_for_sql(statement)
+    if cleaner is not None:
+        return cleaner
+    expected = cleaning_sql(RAW_TEXT_COL, CLEAN_TEXT_COL)
+    at = next((i for i, (a, b) in enumerate(zip(statement, expected, strict=False)) if a != b), None)
+    at = at if at is not None else min(len(statement), len(expected))
+    raise UnsupportedModelError(
+        "the model's SQLTransformer statement is not text_cleaning.cleaning_sql(), so the Python "
+        f"twin clean_text() would not reproduce it (first difference at character {at}: "
+        f"saved ...{statement[max(0, at - 20) : at + 30]!r} vs code ...{expected[max(0, at - 20) : at + 30]!r}). "
+        "The model was trained with other cleaning rules: serve it with Spark or with the matching code."
+    )
 
 
 def _tokenizer_stage(stage: StageInfo) -> RegexTokenizerStage:
@@ -655,35 +696,41 @@ def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeM
             raise UnsupportedModelError(f"stage folder {folder.name} missing under {root / 'stages'}")
         stages.append(_stage_info(i, folder))
     found = [s.class_name.removeprefix(SPARK_ML) for s in stages]
-    if len(found) != 6 or tuple(found[:5]) != EXPECTED_STAGES or found[5] not in CLASSIFIERS:
-        unknown = [c for c in found if c not in EXPECTED_STAGES and c not in CLASSIFIERS]
+    bigrams = tuple(found[:-1]) == EXPECTED_STAGES_BIGRAMS
+    if not (tuple(found[:-1]) == EXPECTED_STAGES or bigrams) or found[-1] not in CLASSIFIERS:
+        unknown = [c for c in found if c not in EXPECTED_STAGES_BIGRAMS and c not in CLASSIFIERS]
         raise UnsupportedModelError(
             "unsupported pipeline: expected stages "
-            f"{' -> '.join(s.split('.')[-1] for s in EXPECTED_STAGES)} -> one of "
+            f"{' -> '.join(s.split('.')[-1] for s in EXPECTED_STAGES)} [with NGram -> SQLTransformer before "
+            "HashingTF] -> one of "
             f"{sorted(c.split('.')[-1] for c in CLASSIFIERS)}, found {' -> '.join(c.split('.')[-1] for c in found)}"
             + (f" (unknown stage types: {', '.join(unknown)})" if unknown else "")
         )
-    _sql_stage(stages[0])
+    cleaner = _sql_stage(stages[0])
     _check_wiring(stages)
-    hashing = _hashing_stage(stages[3])
+    if bigrams:
+        _terms_stage(stages[3], stages[4])
+    hashing = _hashing_stage(stages[-3])
     n = hashing.num_features
-    kind = found[5]
-    classifier: Classifier
-    if kind == "classification.LogisticRegressionModel":
-        classifier = _logistic_regression(stages[5], n)
-    elif kind == "classification.LinearSVCModel":
-        classifier = _linear_svc(stages[5], n)
-    else:
-        classifier = _random_forest(stages[5], n)
     return SparkFreeModel(
         tokenizer=_tokenizer_stage(stages[1]),
         stop_words=_stop_words_stage(stages[2]),
         hashing=hashing,
-        idf=_idf_stage(stages[4], n),
-        classifier=classifier,
+        idf=_idf_stage(stages[-2], n),
+        classifier=_classifier(found[-1], stages[-1], n),
         spark_version=str(meta.get("sparkVersion", "")),
         source=source or str(root),
+        cleaner=cleaner,
+        bigrams=bigrams,
     )
+
+
+def _classifier(kind: str, stage: StageInfo, num_features: int) -> Classifier:
+    if kind == "classification.LogisticRegressionModel":
+        return _logistic_regression(stage, num_features)
+    if kind == "classification.LinearSVCModel":
+        return _linear_svc(stage, num_features)
+    return _random_forest(stage, num_features)
 
 
 def load_local(path: str | Path, source: str | None = None) -> SparkFreeModel:

@@ -28,7 +28,7 @@ from sentiment_mlops.core.spark_session import delete_path, get_spark, job_setti
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
-from sentiment_mlops.training import data_loading, metrics, plots
+from sentiment_mlops.training import data_loading, metrics, plots, topic_split
 from sentiment_mlops.training.model_catalog import MODEL_SPECS, ModelSpec, feature_pipeline, parse_model_keys
 
 log = logging.getLogger("sentiment_mlops.training")
@@ -72,6 +72,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
         default="Production",
         help="stage word or alias the best model is promoted to (Production -> alias production)",
     )
+    p.add_argument(
+        "--topic-holdout-every",
+        type=int,
+        default=9,
+        help="hold out the tweets of one mid-frequency word in N as the grouped (out-of-topic) split; 0 = off",
+    )
     p.add_argument("--roc-sample", type=int, default=20000, help="test rows used to draw each ROC curve")
     return p
 
@@ -86,6 +92,7 @@ class ModelResult:
     test_confusion: list[list[int]]
     fit_seconds: float
     best_params: dict[str, object]
+    grouped: dict[str, float] = field(default_factory=dict)  # held-out-topic split; empty when off
     run_id: str = ""
     registered_name: str = ""
     registered_version: str = ""
@@ -109,6 +116,8 @@ class TrainingSummary:
 def validate_args(args: argparse.Namespace) -> None:
     if args.num_features <= 0:
         raise TrainingError(f"--num-features must be positive, got {args.num_features}")
+    if args.topic_holdout_every < 0:
+        raise TrainingError(f"--topic-holdout-every must be 0 (off) or positive, got {args.topic_holdout_every}")
     if args.cv_folds < 2:
         raise TrainingError(f"--cv-folds must be at least 2, got {args.cv_folds}")
     if not 0.0 < args.sample_fraction <= 1.0:
@@ -171,6 +180,7 @@ def train_models(
     enable_caching: bool = False,
     seed: int = 42,
     stage_seconds: dict[str, float] | None = None,
+    grouped: DataFrame | None = None,
 ) -> list[ModelResult]:
     """Fit the shared feature pipeline once, then each classifier; each result holds the whole
     PipelineModel (cleaning + features + classifier) that serving will load."""
@@ -179,6 +189,7 @@ def train_models(
     feature_model = feature_pipeline(num_features).fit(train)
     timings["features_fit"] = time.perf_counter() - t0
     train_f, val_f, test_f = (feature_model.transform(df) for df in (train, val, test))
+    grouped_f = feature_model.transform(grouped) if grouped is not None else None
     if enable_caching:
         t0 = time.perf_counter()
         train_f, val_f, test_f = (df.cache() for df in (train_f, val_f, test_f))
@@ -195,6 +206,7 @@ def train_models(
         t0 = time.perf_counter()
         val_metrics, _ = metrics.evaluate(classifier.transform(val_f))
         test_metrics, test_conf = metrics.evaluate(classifier.transform(test_f))
+        grouped_metrics = metrics.evaluate(classifier.transform(grouped_f))[0] if grouped_f is not None else {}
         timings[f"{key}_fit"] = fit_seconds
         timings[f"{key}_evaluate"] = time.perf_counter() - t0
         log.info(
@@ -209,6 +221,8 @@ def train_models(
             test_metrics["precision"],
             test_metrics["recall"],
         )
+        if grouped_metrics:
+            log.info("%s: grouped (held-out topics) acc %.4f", spec.display_name, grouped_metrics["accuracy"])
         results.append(
             ModelResult(
                 key=key,
@@ -219,13 +233,21 @@ def train_models(
                 test_confusion=test_conf.as_matrix(),
                 fit_seconds=fit_seconds,
                 best_params=best_params,
+                grouped=grouped_metrics,
             )
         )
     return results
 
 
+def gate_accuracy(result: ModelResult) -> float:
+    """The accuracy `best` and the promotion gate use: the held-out-topic split when there is one
+    (the better predictor of out-of-domain accuracy, see training/topic_split.py), else test."""
+    grouped = getattr(result, "grouped", None) or {}
+    return float(grouped["accuracy"]) if "accuracy" in grouped else float(result.test["accuracy"])
+
+
 def pick_best(results: list[ModelResult]) -> ModelResult:
-    return max(results, key=lambda r: (r.test["accuracy"], r.test["auc"]))
+    return max(results, key=lambda r: (gate_accuracy(r), r.test["auc"]))
 
 
 def model_signature():  # type: ignore[no-untyped-def]
@@ -252,6 +274,7 @@ def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.N
         )
         mlflow.log_metrics({f"val_{k}": v for k, v in result.val.items()})
         mlflow.log_metrics({f"test_{k}": v for k, v in result.test.items()})
+        mlflow.log_metrics({f"grouped_{k}": v for k, v in result.grouped.items()})
         mlflow.log_metric("fit_seconds", result.fit_seconds)
         cm_png = plots.confusion_matrix_png(
             result.test_confusion, f"{result.display_name} (test)", workdir / f"confusion_matrix_{result.key}.png"
@@ -287,6 +310,7 @@ def register(client, result: ModelResult, name: str) -> str:  # type: ignore[no-
             "model_type": result.display_name,
             "test_accuracy": f"{result.test['accuracy']:.6f}",
             "test_auc": f"{result.test['auc']:.6f}",
+            **({"grouped_accuracy": f"{result.grouped['accuracy']:.6f}"} if result.grouped else {}),
         },
     )
     return str(mv.version)
@@ -328,13 +352,14 @@ def gate_and_promote(
     test: DataFrame,
     args,  # type: ignore[no-untyped-def]
 ) -> promotion.PromotionDecision:
-    """Gate against the version holding the alias, then move the alias only if that version still
+    """Gate against the version holding the alias (both measured on `test`: the grouped split when
+    the run has one), then move the alias only if that version still
     holds it (compare and set): another training job promoting in between, such as the pipeline's
     parallel CV variant, gets the new model re-measured on this test split instead of overwritten."""
     for _attempt in range(3):
         current_acc, current_version = current_production_accuracy(client, best_name, alias, test)
         decision = promotion.decide(
-            best.test["accuracy"], current_acc, current_version, args.min_accuracy, args.force_promote
+            gate_accuracy(best), current_acc, current_version, args.min_accuracy, args.force_promote
         )
         if not decision.promote:
             return decision
@@ -372,13 +397,16 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
     summary.load_report = report.as_dict()
     timings["read"] = time.perf_counter() - t0
     labelled = data_loading.subsample(labelled, args.sample_fraction, args.max_rows, args.seed)
+    labelled, grouped = topic_split.split_by_topic(labelled, args.topic_holdout_every)
     train, val, test = data_loading.split_dataset(labelled, args.train_ratio, args.val_ratio, args.seed)
     if args.enable_caching:
-        train, val, test = train.cache(), val.cache(), test.cache()
+        train, val, test, grouped = train.cache(), val.cache(), test.cache(), grouped.cache()
     t0 = time.perf_counter()
     summary.split_counts = {"train": train.count(), "validation": val.count(), "test": test.count()}
+    grouped_rows = grouped.count()
     timings["split"] = time.perf_counter() - t0
     log.info("split: %(train)d train, %(validation)d validation, %(test)d test rows", summary.split_counts)
+    log.info("grouped split (held-out topics, never trained on): %d rows", grouped_rows)
     if min(summary.split_counts.values()) == 0:
         raise TrainingError(f"too few usable rows to split: {summary.split_counts}")
 
@@ -394,10 +422,18 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
         args.enable_caching,
         args.seed,
         timings,
+        grouped if grouped_rows else None,
     )
+    summary.split_counts["grouped"] = grouped_rows
+    gate_split = grouped if grouped_rows else test
     best = pick_best(results)
     summary.best_model = best.key
-    log.info("best model by test accuracy: %s (%.4f)", best.display_name, best.test["accuracy"])
+    log.info(
+        "best model by %s accuracy: %s (%.4f)",
+        "grouped" if grouped_rows else "test",
+        best.display_name,
+        gate_accuracy(best),
+    )
 
     mlflow.set_tracking_uri(args.mlflow_uri)
     mlflow.set_experiment(args.mlflow_experiment)
@@ -420,6 +456,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
                 "models": ",".join(args.model_keys),
                 "seed": args.seed,
                 "input_layout": report.layout,
+                "topic_holdout_every": args.topic_holdout_every,
             }
         )
         mlflow.log_metrics({f"rows_{k}": v for k, v in report.as_dict().items() if isinstance(v, int)})
@@ -435,7 +472,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
         timings["mlflow_log_and_register"] = time.perf_counter() - t0
 
         best_version = register(client, best, best_name)
-        decision = gate_and_promote(client, best, best_name, best_version, alias, test, args)
+        decision = gate_and_promote(client, best, best_name, best_version, alias, gate_split, args)
         log.info(
             "promotion of %s v%s to @%s: %s (%s)",
             best_name,
@@ -455,6 +492,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
             {
                 "best_test_accuracy": best.test["accuracy"],
                 "best_test_auc": best.test["auc"],
+                **({"best_grouped_accuracy": best.grouped["accuracy"]} if best.grouped else {}),
                 "promoted": float(decision.promote),
             }
         )
@@ -465,6 +503,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
                 "display_name": result.display_name,
                 "validation": result.val,
                 "test": result.test,
+                "grouped": result.grouped,
                 "test_confusion_matrix": result.test_confusion,
                 "fit_seconds": round(result.fit_seconds, 2),
                 "params": result.best_params,
