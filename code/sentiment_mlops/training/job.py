@@ -29,7 +29,13 @@ from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
 from sentiment_mlops.training import data_loading, metrics, plots, topic_split
-from sentiment_mlops.training.model_catalog import MODEL_SPECS, ModelSpec, feature_pipeline, parse_model_keys
+from sentiment_mlops.training.model_catalog import (
+    DEFAULT_BIGRAMS,
+    MODEL_SPECS,
+    ModelSpec,
+    feature_pipeline,
+    parse_model_keys,
+)
 
 log = logging.getLogger("sentiment_mlops.training")
 
@@ -49,6 +55,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT)
     p.add_argument("--registered-model-name", default=DEFAULT_REGISTERED_MODEL_NAME)
     p.add_argument("--num-features", type=int, default=32768)
+    p.add_argument(
+        "--bigrams",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_BIGRAMS,
+        help="hash word bigrams beside the words (NGram stage)",
+    )
     p.add_argument("--train-ratio", type=float, default=0.8)
     p.add_argument("--val-ratio", type=float, default=0.1)
     p.add_argument("--sample-fraction", type=float, default=1.0)
@@ -181,12 +193,13 @@ def train_models(
     seed: int = 42,
     stage_seconds: dict[str, float] | None = None,
     grouped: DataFrame | None = None,
+    bigrams: bool = DEFAULT_BIGRAMS,
 ) -> list[ModelResult]:
     """Fit the shared feature pipeline once, then each classifier; each result holds the whole
     PipelineModel (cleaning + features + classifier) that serving will load."""
     timings = stage_seconds if stage_seconds is not None else {}
     t0 = time.perf_counter()
-    feature_model = feature_pipeline(num_features).fit(train)
+    feature_model = feature_pipeline(num_features, bigrams).fit(train)
     timings["features_fit"] = time.perf_counter() - t0
     train_f, val_f, test_f = (feature_model.transform(df) for df in (train, val, test))
     grouped_f = feature_model.transform(grouped) if grouped is not None else None
@@ -423,6 +436,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
         args.seed,
         timings,
         grouped if grouped_rows else None,
+        args.bigrams,
     )
     summary.split_counts["grouped"] = grouped_rows
     gate_split = grouped if grouped_rows else test
@@ -447,6 +461,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
             {
                 "input": args.input,
                 "num_features": args.num_features,
+                "bigrams": args.bigrams,
                 "train_ratio": args.train_ratio,
                 "val_ratio": args.val_ratio,
                 "sample_fraction": args.sample_fraction,

@@ -33,16 +33,23 @@ def stop_words() -> list[str]:
     return [w for w in StopWordsRemover.loadDefaultStopWords("english") if w not in KEPT_STOP_WORDS and "'" not in w]
 
 
-def feature_pipeline(num_features: int) -> Pipeline:
-    """cleaning -> RegexTokenizer -> StopWordsRemover -> NGram(2) -> concat(unigrams, bigrams)
+# Off by default: hashed into the default 32,768 features, bigrams collide with words and cost 1.2-1.5
+# points on the random and the held-out-topic split alike (README "Model quality").
+DEFAULT_BIGRAMS = False
+
+
+def feature_pipeline(num_features: int, bigrams: bool = DEFAULT_BIGRAMS) -> Pipeline:
+    """cleaning -> RegexTokenizer -> StopWordsRemover [-> NGram(2) -> concat(unigrams, bigrams)]
     -> HashingTF -> IDF. Every stage has a pure-Python twin in the Spark-free model."""
+    terms = [*bigram_stages(FILTERED_TOKENS_COL)] if bigrams else []
+    hashed = TERMS_COL if bigrams else FILTERED_TOKENS_COL
     return Pipeline(
         stages=[
             cleaning_stage(RAW_TEXT_COL, CLEAN_TEXT_COL),
             RegexTokenizer(inputCol=CLEAN_TEXT_COL, outputCol="tokens", pattern=TOKEN_PATTERN, gaps=False),
             StopWordsRemover(inputCol="tokens", outputCol=FILTERED_TOKENS_COL, stopWords=stop_words()),
-            *bigram_stages(FILTERED_TOKENS_COL),
-            HashingTF(inputCol=TERMS_COL, outputCol="raw_features", numFeatures=num_features),
+            *terms,
+            HashingTF(inputCol=hashed, outputCol="raw_features", numFeatures=num_features),
             IDF(inputCol="raw_features", outputCol=FEATURES_COL, minDocFreq=2),
         ]
     )
@@ -59,9 +66,10 @@ class ModelSpec:
 
 # standardization=False for the linear models: IDF already scales the sparse counts, and
 # standardising them again inflates rare terms (LinearSVC +0.7 points, LR +0.5 on the 100k sample).
+# regParam 0.01 rather than 0.1: +1 to 2 points on both the random and the held-out-topic split.
 def _lr(seed: int) -> Estimator:
     return LogisticRegression(
-        featuresCol=FEATURES_COL, labelCol=LABEL_COL, maxIter=20, regParam=0.1, standardization=False
+        featuresCol=FEATURES_COL, labelCol=LABEL_COL, maxIter=20, regParam=0.01, standardization=False
     )
 
 
@@ -72,7 +80,7 @@ def _rf(seed: int) -> Estimator:
 
 
 def _svc(seed: int) -> Estimator:
-    return LinearSVC(featuresCol=FEATURES_COL, labelCol=LABEL_COL, maxIter=30, regParam=0.1, standardization=False)
+    return LinearSVC(featuresCol=FEATURES_COL, labelCol=LABEL_COL, maxIter=30, regParam=0.01, standardization=False)
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -83,7 +91,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             "LogisticRegression",
             _lr,
             lambda est: (
-                ParamGridBuilder().addGrid(est.regParam, [0.01, 0.1]).addGrid(est.elasticNetParam, [0.0, 0.5]).build()
+                ParamGridBuilder().addGrid(est.regParam, [0.003, 0.01]).addGrid(est.elasticNetParam, [0.0, 0.5]).build()
             ),
             True,
         ),
@@ -98,7 +106,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             "linearsvc",
             "LinearSVC",
             _svc,
-            lambda est: ParamGridBuilder().addGrid(est.regParam, [0.01, 0.1]).addGrid(est.maxIter, [20, 30]).build(),
+            lambda est: ParamGridBuilder().addGrid(est.regParam, [0.003, 0.01]).addGrid(est.maxIter, [20, 30]).build(),
             False,
         ),
     )
