@@ -164,7 +164,7 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
     model = sfm.load_model(trained.runs_uri(key), trained.tracking_uri)
     assert model.model_type == MODEL_SPECS[key].display_name
     assert model.num_features == NUM_FEATURES and model.spark_version.startswith("4.")
-    assert model.bigrams and model.describe()["bigrams"] is True
+    assert model.bigrams is False and model.describe()["bigrams"] is False  # the default: --no-bigrams
     texts = trained.texts
     assert len(texts) >= 400
     df = spark.createDataFrame([(t,) for t in texts], "text string")
@@ -175,7 +175,6 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
         assert model.clean(text) == row["clean_text"], text
         assert model.tokens(text) == list(row["tokens"]), text
         assert model.filtered_tokens(text) == list(row["filtered_tokens"]), text
-        assert model.terms(text) == list(row["terms"]), text
         tf = row["raw_features"]
         assert model.term_frequencies(text) == dict(zip(tf.indices.tolist(), tf.values.tolist(), strict=True)), text
         indices, values = model.features(text)
@@ -291,3 +290,29 @@ def test_tokenizer_gaps_follow_java_split() -> None:
     assert tok("") == [""]
     tok1 = sfm.RegexTokenizerStage(pattern="\\s+", gaps=True, min_token_length=2, to_lowercase=False)
     assert tok1(" Ab b  cd ") == ["Ab", "cd"]
+
+
+def test_bigram_pipeline_equals_spark(spark, sample_csv: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The optional NGram + concat stages (`--bigrams`) have exact Python twins too."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+
+    from sentiment_mlops.training.model_catalog import FEATURES_COL, feature_pipeline
+
+    texts = real_tweets(sample_csv, every=100)
+    labelled = spark.createDataFrame([(t, float(i % 2)) for i, t in enumerate(texts)], "text string, label double")
+    classifier = LogisticRegression(featuresCol=FEATURES_COL, maxIter=5)
+    stages = [*feature_pipeline(4096, bigrams=True).getStages(), classifier]
+    fitted = Pipeline(stages=stages).fit(labelled)
+    fitted.write().overwrite().save(str(tmp_path / "bigrams"))
+    model = sfm.load_spark_ml_dir(tmp_path / "bigrams")
+    assert model.bigrams
+    probe = [*texts[:300], *EDGE_CASES]
+    rows = fitted.transform(spark.createDataFrame([(t,) for t in probe], "text string")).collect()
+    for text, row in zip(probe, rows, strict=True):
+        assert model.terms(text) == list(row["terms"]), text
+        tf = row["raw_features"]
+        assert model.term_frequencies(text) == dict(zip(tf.indices.tolist(), tf.values.tolist(), strict=True)), text
+        pred = model.predict_one(text)
+        assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
+        assert pred.probabilities == tuple(row["probability"].toArray().tolist()), text
