@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -159,6 +160,15 @@ def test_term_index_equals_spark_hashing_tf(spark) -> None:  # type: ignore[no-u
         assert [int(htf.indexOf(t)) for t in terms] == [sfm.term_index(t, num_features) for t in terms]
 
 
+def _same_probabilities(got: tuple[float, ...] | None, spark_probs: list[float], text: str | None) -> None:
+    """Equal, or 1 ulp apart for the logistic model: its probability goes through exp(), Java's
+    Math.exp in Spark and the C library's here (the documented caveat of spark_free_model); a
+    margin of 1 ulp was seen on one real tweet in 400. Labels and margins are compared exactly."""
+    assert got is not None and len(got) == len(spark_probs), text
+    for a, b in zip(got, spark_probs, strict=True):
+        assert a == b or abs(a - b) <= math.ulp(b), (text, a, b)
+
+
 @pytest.mark.parametrize("key", list(MODEL_SPECS))
 def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, key: str) -> None:  # type: ignore[no-untyped-def]
     model = sfm.load_model(trained.runs_uri(key), trained.tracking_uri)
@@ -183,8 +193,7 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
         assert pred.label == int(row["prediction"]), text
         assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
         if has_probability:
-            assert pred.probabilities == tuple(row["probability"].toArray().tolist()), text
-            assert pred.probability == row["probability"][1]
+            _same_probabilities(pred.probabilities, row["probability"].toArray().tolist(), text)
         else:
             assert "probability" not in row.asDict() and pred.probability is None
     assert {p.label for p in predictions} == {0, 1}  # both classes occur, so both branches are compared
@@ -315,4 +324,4 @@ def test_bigram_pipeline_equals_spark(spark, sample_csv: Path, tmp_path: Path) -
         assert model.term_frequencies(text) == dict(zip(tf.indices.tolist(), tf.values.tolist(), strict=True)), text
         pred = model.predict_one(text)
         assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
-        assert pred.probabilities == tuple(row["probability"].toArray().tolist()), text
+        _same_probabilities(pred.probabilities, row["probability"].toArray().tolist(), text)
