@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from pyspark.ml import Estimator, Pipeline
 from pyspark.ml.classification import LinearSVC, LogisticRegression, RandomForestClassifier
-from pyspark.ml.feature import IDF, HashingTF, RegexTokenizer, StopWordsRemover
+from pyspark.ml.feature import IDF, HashingTF, NGram, RegexTokenizer, SQLTransformer, StopWordsRemover
 from pyspark.ml.param import Param
 from pyspark.ml.tuning import ParamGridBuilder
 
-from sentiment_mlops.features.terms import FILTERED_TOKENS_COL, TERMS_COL, bigram_stages
+from sentiment_mlops.features.terms import BIGRAMS_COL, FILTERED_TOKENS_COL, NGRAM_N, TERMS_COL, terms_sql
 from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, cleaning_stage
 
 FEATURES_COL = "features"
@@ -41,7 +41,14 @@ DEFAULT_BIGRAMS = False
 def feature_pipeline(num_features: int, bigrams: bool = DEFAULT_BIGRAMS) -> Pipeline:
     """cleaning -> RegexTokenizer -> StopWordsRemover [-> NGram(2) -> concat(unigrams, bigrams)]
     -> HashingTF -> IDF. Every stage has a pure-Python twin in the Spark-free model."""
-    terms = [*bigram_stages(FILTERED_TOKENS_COL)] if bigrams else []
+    terms = (
+        [
+            NGram(n=NGRAM_N, inputCol=FILTERED_TOKENS_COL, outputCol=BIGRAMS_COL),
+            SQLTransformer(statement=terms_sql(FILTERED_TOKENS_COL, BIGRAMS_COL, TERMS_COL)),
+        ]
+        if bigrams
+        else []
+    )
     hashed = TERMS_COL if bigrams else FILTERED_TOKENS_COL
     return Pipeline(
         stages=[
