@@ -4,14 +4,16 @@
 #   2. the MLflow tracking server on 127.0.0.1:$MLFLOW_PORT (SQLite + local artifacts)
 #   3. `airflow dags test sentiment_training_local`: LR, RF and LinearSVC on the Sentiment140 sample,
 #      logged to MLflow, registered, the best promoted to twitter-sentiment-model-best@production
-#   4. a CSV dropped into the streaming input bucket (gs://sentiment-mlops-streaming-input/incoming)
+#   4. a CSV dropped into the streaming input bucket (gs://sentiment-mlops-streaming-input/)
 #   5. `airflow dags test sentiment_model_serving` (production mode, file source): the streaming job
 #      runs in the background as a local "Dataproc" job (`sentiment-jobs list`); the DAG waits for
 #      its first micro-batch (the dropped file), then the predictions are printed
 #   6. `airflow dags test sentiment_serving_management` with stop_all: monitoring report, job stopped
 # MLflow keeps running for browsing: http://127.0.0.1:$MLFLOW_PORT (stop: airflow/stop_services.sh).
 #
-# Environment: SENTIMENT_HOME (~/.sentiment-mlops), TRAINING_INPUT (the shared 100k sample),
+# Environment: SENTIMENT_HOME (~/.sentiment-mlops), TRAINING_INPUT (default: the shared 100k sample
+# beside the clone, else a 100k sample of the downloaded Sentiment140 archive, see
+# sentiment_mlops/backends/local/dataset.py; SENTIMENT140_ARCHIVE_URL for another copy),
 # MAX_ROWS (0 = all rows), MLFLOW_PORT (5000), KEEP_SERVING=1 to leave the stream running.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,8 +28,17 @@ export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/airflow/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 export MLFLOW_PORT="${MLFLOW_PORT:-5000}"
-INPUT="${TRAINING_INPUT:-${SENTIMENT140_SAMPLE:-$ROOT/../shared/data/sentiment140/train_100k.csv}}"
 MAX_ROWS="${MAX_ROWS:-0}"
+INPUT="${TRAINING_INPUT:-${SENTIMENT140_SAMPLE:-}}"
+SHARED_SAMPLE="$ROOT/../shared/data/sentiment140/train_100k.csv"
+if [ -z "$INPUT" ] && [ -f "$SHARED_SAMPLE" ]; then
+  INPUT="$SHARED_SAMPLE"
+elif [ -z "$INPUT" ]; then
+  # No sample given and none beside the clone: download Sentiment140 (cached under $SENTIMENT_HOME)
+  # and sample 100,000 balanced tweets; offline it stops with one error naming the options.
+  printf '\n==> %s\n' "Training data: Sentiment140 sample in $SENTIMENT_HOME/datasets/sentiment140"
+  INPUT="$(python -m sentiment_mlops.backends.local.dataset)" || exit 2
+fi
 [ -f "$INPUT" ] || { echo "ERROR: training data not found: $INPUT (set TRAINING_INPUT)" >&2; exit 2; }
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -18,3 +18,5 @@ export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/airflow/d
 export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
 # `airflow standalone` spawns `airflow` by name, and local jobs need the venv's spark-submit.
 export PATH="$VENV_BIN:$PATH"
+# The UI/API listens on this machine only (Airflow's default is every interface).
+export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"

@@ -94,6 +94,12 @@ for port in "$AIRFLOW__API__PORT" "$AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT" "$
     exit 1
   fi
 done
+# The standalone log prints the generated admin password and the password file holds it: both 0600
+# (umask for everything standalone creates, chmod for files left by an earlier run).
+umask 077
+PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+touch "$LOG_FILE" && chmod 600 "$LOG_FILE"
+[ -f "$PASSWORDS" ] && chmod 600 "$PASSWORDS"
 # setsid: standalone and all its children form one session/process group that stop_services.sh
 # can end as a whole (SIGTERM to standalone alone leaves its children running).
 setsid nohup airflow standalone >"$LOG_FILE" 2>&1 </dev/null &
@@ -104,7 +110,6 @@ if ! wait_http "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" 180;
   tail -n 30 "$LOG_FILE" >&2
   exit 1
 fi
-PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 echo "[start] Airflow UI: http://127.0.0.1:$AIRFLOW__API__PORT (user admin; password in $PASSWORDS)"
 echo "[start] MLflow UI:  http://127.0.0.1:$MLFLOW_PORT"
 echo "[start] local Spark jobs: sentiment-jobs list (records under \${SENTIMENT_HOME:-~/.sentiment-mlops}/run/jobs)"

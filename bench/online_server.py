@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ SAMPLE_CSV = Path(
 RESULTS = ROOT / "bench" / "results" / "online_server.json"
 BENCH_MODEL_NAME = "bench-online-server"
 JSON_HEADERS = {"content-type": "application/json"}
+SENTIMENTS = ("negative", "positive")  # label 0 / 1
 
 
 def load_texts(path: Path, n: int = 2000) -> list[str]:
@@ -104,8 +106,7 @@ def bootstrap_model(workdir: Path, rows: int) -> tuple[Any, str, str]:
 
     from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
     from sentiment_mlops.core.spark_session import get_spark
-    from sentiment_mlops.training import data_loading
-    from sentiment_mlops.training import job as training_job
+    from sentiment_mlops.training import data_loading, fitting, tracking
 
     server = MlflowServer(data_dir=workdir / "mlflow", port=free_port()).start()
     spark = get_spark("bench-online-server", extra={"spark.sql.shuffle.partitions": "4"})
@@ -113,15 +114,15 @@ def bootstrap_model(workdir: Path, rows: int) -> tuple[Any, str, str]:
         labelled, _ = data_loading.load_labelled(spark, str(SAMPLE_CSV))
         sample = data_loading.subsample(labelled, 1.0, rows, 42)
         train, val, test = data_loading.split_dataset(sample, 0.8, 0.1, 42)
-        (result,) = training_job.train_models(spark, train, val, test, ["logisticregression"], 32768)
+        (result,) = fitting.train_models(spark, train, val, test, ["logisticregression"], 32768)
         mlflow.set_tracking_uri(server.url)
         mlflow.set_experiment("bench-online-server")
         with mlflow.start_run(run_name="bench-model") as run:
             mlflow.spark.log_model(
                 result.model,
                 "model",
-                signature=training_job.model_signature(),
-                pip_requirements=training_job.MODEL_PIP_REQUIREMENTS,
+                signature=tracking.model_signature(),
+                pip_requirements=tracking.MODEL_PIP_REQUIREMENTS,
             )
         mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", BENCH_MODEL_NAME, await_registration_for=120)
         mlflow.MlflowClient(server.url).set_registered_model_alias(BENCH_MODEL_NAME, "production", mv.version)
@@ -200,15 +201,15 @@ def measure(
 
 def labels_from(resp: httpx.Response) -> list[int]:
     preds = resp.json()["predictions"]
-    # Ours: [{"label": ..}, ..]; mlflow's Spark pyfunc: the prediction column as numbers (or records).
+    # Ours: ["positive", ..]; mlflow's Spark pyfunc: the prediction column as numbers (or records).
     out = []
     for p in preds:
         value = p.get("label", p.get("prediction")) if isinstance(p, dict) else p
-        out.append(int(float(value)))
+        out.append(SENTIMENTS.index(value) if value in SENTIMENTS else int(float(value)))
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--model-uri", help="registered model (models:/NAME@alias); default: bootstrap one")
     p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
@@ -223,85 +224,109 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.model_uri and not args.tracking_uri:
         p.error("--model-uri needs --tracking-uri (or MLFLOW_TRACKING_URI)")
+    return args
 
-    def log(msg: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+def progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Run:
+    """What the servers' measurements collect, filled in scenario by scenario."""
+
+    args: argparse.Namespace
+    texts: list[str]
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    model_uri: str = ""
+    probe: bytes = b""
+    services: list[Service] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    startup: dict[str, float] = field(default_factory=dict)
+    agreement: dict[str, Any] = field(default_factory=dict)
+    load_before: tuple[float, ...] = ()
+
+
+def measure_service(run: Run, service: Service, ready_path: str) -> list[int]:
+    """Wait for `service`, measure it, and return its labels for the probe batch; stops it after."""
+    run.services.append(service)
+    run.startup[service.name] = round(service.wait_ready(ready_path), 2)
+    progress(f"{service.name} ready in {run.startup[service.name]}s")
+    run.results[service.name] = measure(service.name, service.url + "/invocations", run.texts, run.args, progress)
+    labels = labels_from(httpx.post(service.url + "/invocations", content=run.probe, headers=JSON_HEADERS))
+    service.stop()
+    return labels
+
+
+def online_server_scenario(run: Run) -> list[int]:
+    """This project's Spark-free online server."""
     from sentiment_mlops.backends.local.mlflow_server import free_port
 
-    texts = load_texts(SAMPLE_CSV)
-    load_before: tuple[float, ...] = ()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-online-"))
+    port = free_port()
+    env = {"MODEL_URI": run.model_uri, "PORT": str(port), "LOG_LEVEL": "WARNING",
+           "MAX_BATCH": str(max(1000, run.args.batch_size))}  # fmt: skip
+    ours = Service(
+        "online_server",
+        [sys.executable, "-m", "sentiment_mlops.online.server"],
+        {**run.env, **env},
+        run.workdir / "online_server.log",
+        f"http://127.0.0.1:{port}",
+    )
+    return measure_service(run, ours, "/health")
+
+
+def mlflow_serve_scenario(run: Run) -> list[int]:
+    """`mlflow models serve` on the same model (its Spark pyfunc)."""
+    from sentiment_mlops.backends.local.mlflow_server import free_port
+
+    port = free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    theirs = Service(
+        "mlflow_models_serve",
+        [str(mlflow_bin), "models", "serve", "-m", run.model_uri, "--env-manager", "local"]
+        + ["-p", str(port), "-h", "127.0.0.1"],
+        # It execs `uvicorn` from PATH: put this interpreter's bin folder first.
+        {**run.env, "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ['PATH']}"},
+        run.workdir / "mlflow_models_serve.log",
+        f"http://127.0.0.1:{port}",
+    )
+    return measure_service(run, theirs, "/ping")
+
+
+def run_servers(run: Run) -> None:
+    """Bootstrap a model unless one was given, then measure each server in turn; stops everything."""
     mlflow_server = None
-    services: list[Service] = []
-    results: dict[str, Any] = {}
-    startup: dict[str, float] = {}
-    agreement: dict[str, Any] = {}
     try:
-        if args.model_uri:
-            tracking_uri, model_uri = args.tracking_uri, args.model_uri
+        if run.args.model_uri:
+            tracking_uri, run.model_uri = run.args.tracking_uri, run.args.model_uri
         else:
-            log(f"bootstrapping: MLflow server + LogisticRegression on {args.train_rows} tweets")
-            mlflow_server, tracking_uri, model_uri = bootstrap_model(workdir, args.train_rows)
-        env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-        probe = split_body(texts[: args.batch_size])
-        load_before = os.getloadavg()  # after the bootstrap's Spark work
-
-        port = free_port()
-        ours = Service(
-            "online_server",
-            [sys.executable, "-m", "sentiment_mlops.online.server"],
-            {
-                **env,
-                "MODEL_URI": model_uri,
-                "PORT": str(port),
-                "LOG_LEVEL": "WARNING",
-                "MAX_BATCH": str(max(1000, args.batch_size)),
-            },
-            workdir / "online_server.log",
-            f"http://127.0.0.1:{port}",
-        )
-        services.append(ours)
-        startup["online_server"] = round(ours.wait_ready("/health"), 2)
-        log(f"online_server ready in {startup['online_server']}s")
-        results["online_server"] = measure("online_server", ours.url + "/invocations", texts, args, log)
-        ours_labels = labels_from(httpx.post(ours.url + "/invocations", content=probe, headers=JSON_HEADERS))
-        ours.stop()
-
-        if not args.skip_mlflow_serve:
-            port = free_port()
-            mlflow_bin = Path(sys.executable).with_name("mlflow")
-            theirs = Service(
-                "mlflow_models_serve",
-                [str(mlflow_bin), "models", "serve", "-m", model_uri, "--env-manager", "local"]
-                + ["-p", str(port), "-h", "127.0.0.1"],
-                # It execs `uvicorn` from PATH: put this interpreter's bin folder first.
-                {**env, "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ['PATH']}"},
-                workdir / "mlflow_models_serve.log",
-                f"http://127.0.0.1:{port}",
-            )
-            services.append(theirs)
-            startup["mlflow_models_serve"] = round(theirs.wait_ready("/ping"), 2)
-            log(f"mlflow models serve ready in {startup['mlflow_models_serve']}s")
-            results["mlflow_models_serve"] = measure(
-                "mlflow_models_serve", theirs.url + "/invocations", texts, args, log
-            )
-            theirs_labels = labels_from(httpx.post(theirs.url + "/invocations", content=probe, headers=JSON_HEADERS))
-            theirs.stop()
-            agreement = {
+            progress(f"bootstrapping: MLflow server + LogisticRegression on {run.args.train_rows} tweets")
+            mlflow_server, tracking_uri, run.model_uri = bootstrap_model(run.workdir, run.args.train_rows)
+        run.env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        run.probe = split_body(run.texts[: run.args.batch_size])
+        run.load_before = os.getloadavg()  # after the bootstrap's Spark work
+        ours_labels = online_server_scenario(run)
+        if not run.args.skip_mlflow_serve:
+            theirs_labels = mlflow_serve_scenario(run)
+            run.agreement = {
                 "texts": len(ours_labels),
                 "same_label": sum(a == b for a, b in zip(ours_labels, theirs_labels, strict=True)),
             }
     finally:
-        for service in services:
+        for service in run.services:
             service.stop()
         if mlflow_server is not None:
             mlflow_server.stop()
 
-    report = {
+
+def report_record(run: Run) -> dict[str, Any]:
+    """What bench/results/online_server.json holds."""
+    args = run.args
+    return {
         "benchmark": "online_server vs mlflow models serve",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model_uri": model_uri,
+        "model_uri": run.model_uri,
         "settings": {
             "requests": args.requests,
             "batch_requests": args.batch_requests,
@@ -313,19 +338,25 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_before": [round(x, 2) for x in run.load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "note": "shared machine: other engineers' Spark jobs may run during the measurement",
         },
-        "server_startup_seconds": startup,
-        "results": results,
-        "label_agreement_on_probe_batch": agreement,
+        "server_startup_seconds": run.startup,
+        "results": run.results,
+        "label_agreement_on_probe_batch": run.agreement,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_options(argv)
+    run = Run(args=args, texts=load_texts(SAMPLE_CSV), workdir=Path(tempfile.mkdtemp(prefix="bench-online-")))
+    run_servers(run)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print_table(results)
-    if agreement:
-        print(f"\nlabels agree on {agreement['same_label']}/{agreement['texts']} probe texts")
+    args.out.write_text(json.dumps(report_record(run), indent=2) + "\n")
+    print_table(run.results)
+    if run.agreement:
+        print(f"\nlabels agree on {run.agreement['same_label']}/{run.agreement['texts']} probe texts")
     print(f"written to {args.out}")
     return 0
 

@@ -25,228 +25,46 @@ are stopped on the way out. Prints a table and writes bench/results/serving.json
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import math
 import os
 import platform
-import random
 import shutil
-import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-    from pyspark.sql.streaming import StreamingQuery
 
-    from sentiment_mlops.serving.job import ServingState
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "sentiment140" / "train_100k.csv"
-BASE_NAME = "bench-serving"
-SWAP_MODEL = "bench-serving-swap"
-SWAP_ALIAS = "production"
-TRIGGER_S = 1
+from serving_common import (  # noqa: E402
+    BASE_NAME,
+    DEFAULT_INPUT,
+    ROOT,
+    SWAP_MODEL,
+    TRIGGER_S,
+    Scenario,
+    TweetFeed,
+    batch_window,
+    drop_csv,
+    file_commit_latencies,
+    load_tweets,
+    parquet_rows,
+    pct,
+    read_metrics,
+    rnd,
+    serving_query,
+    summarize_batches,
+    wait_rows,
+    warm_up,
+)
+from serving_swap import hot_swap  # noqa: E402
+
 log = logging.getLogger("bench.serving")
-
-
-# --------------------------------------------------------------------------------------------
-# Small helpers.
-
-
-def pct(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (no interpolation: with 30 samples p99 is the largest)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def rnd(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def load_tweets(path: Path, seed: int = 7) -> list[tuple[str, int]]:
-    """(text, label 0/1) of every usable row of the two-column Sentiment140 sample, shuffled (the file is
-    sorted by label)."""
-    out: list[tuple[str, int]] = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for row in csv.reader(fh):
-            if len(row) == 2 and row[0] in ("0", "4") and row[1].strip():
-                out.append((row[1], 0 if row[0] == "0" else 1))
-    random.Random(seed).shuffle(out)
-    return out
-
-
-class TweetFeed:
-    """Hands out consecutive slices of the tweets (wrapping around) with unique ids."""
-
-    def __init__(self, tweets: list[tuple[str, int]]) -> None:
-        self.tweets = tweets
-        self.next = 0
-
-    def take(self, n: int) -> list[tuple[str, str, int]]:
-        rows = []
-        for _ in range(n):
-            text, label = self.tweets[self.next % len(self.tweets)]
-            rows.append((f"t{self.next}", text, label))
-            self.next += 1
-        return rows
-
-
-def drop_csv(folder: Path, name: str, rows: list[tuple[str, str, int]]) -> float:
-    """Write under a hidden name, then rename (as a finished copy appears); returns the epoch of the rename."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.part"
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(("id", "text", "label"))
-        writer.writerows(rows)
-    tmp.rename(folder / name)
-    return time.time()
-
-
-def read_metrics(metrics_dir: Path) -> list[dict[str, Any]]:
-    """The job's per-batch records, each with `_written`: the epoch its file was written, right after the batch."""
-    records = []
-    for p in metrics_dir.glob("batch-*.json"):
-        try:
-            records.append({**json.loads(p.read_text()), "_written": p.stat().st_mtime})
-        except (OSError, json.JSONDecodeError):
-            continue  # being written
-    return sorted(records, key=lambda r: r["batch_id"])
-
-
-def batch_window(record: dict[str, Any]) -> tuple[float, float]:
-    """(start, end) epoch seconds of a batch: the record carries only its duration (and a timestamp to the
-    second), so the end is when its metrics file was written, a few ms after the batch's clock stopped."""
-    end = float(record["_written"])
-    return end - float(record["batch_duration_s"]), end
-
-
-def wait_rows(query: StreamingQuery, metrics_dir: Path, rows: int, timeout: float, what: str) -> float:
-    """Poll the metrics files until `rows` input rows are committed; returns the epoch it was seen."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(r["rows_in"] for r in read_metrics(metrics_dir)) >= rows:
-            return time.time()
-        if not query.isActive:
-            raise RuntimeError(f"{what}: the streaming query ended: {query.exception()}")
-        time.sleep(0.05)
-    raise TimeoutError(f"{what}: fewer than {rows} rows committed after {timeout:.0f}s")
-
-
-def summarize_batches(records: list[dict[str, Any]]) -> dict[str, Any]:
-    recs = [r for r in records if r["rows_in"]]
-    durations = [float(r["batch_duration_s"]) for r in recs]
-    rates = [float(r["rows_per_s"]) for r in recs if r["rows_per_s"]]
-    lats = [float(r["latency_s"]) for r in recs if r["latency_s"] is not None]
-    lat_max = [float(r["latency_s_max"]) for r in recs if r["latency_s_max"] is not None]
-    rows = sum(int(r["rows_in"]) for r in recs)
-    return {
-        "batches": len(recs),
-        "rows_in": rows,
-        "predicted": sum(int(r["predicted"]) for r in recs),
-        "quarantined": sum(int(r["quarantined"]) for r in recs),
-        "batch_s": {"p50": rnd(pct(durations, 50)), "mean": rnd(statistics.fmean(durations)) if durations else None,
-                    "max": rnd(max(durations, default=None)), "sum": rnd(sum(durations))},
-        "batch_rows_per_s": {"p50": rnd(pct(rates, 50), 0), "min": rnd(min(rates, default=None), 0),
-                             "max": rnd(max(rates, default=None), 0)},
-        "rows_per_s_inside_batches": rnd(rows / sum(durations), 0) if durations and sum(durations) else None,
-        "latency_s": {"p50": rnd(pct(lats, 50)), "p99": rnd(pct(lats, 99)),
-                      "max_of_batch_max": rnd(max(lat_max, default=None))},
-        "per_batch": [{"batch_id": r["batch_id"], "rows_in": r["rows_in"], "seconds": r["batch_duration_s"],
-                       "rows_per_s": r["rows_per_s"], "latency_s": r["latency_s"], "model_version": r["model_version"]}
-                      for r in recs],
-    }  # fmt: skip
-
-
-def file_commit_latencies(out_dir: Path, records: list[dict[str, Any]], drops: dict[str, float]) -> list[float]:
-    """Per dropped file: end of the batch that wrote its rows - the moment it was dropped (renamed)."""
-    import pandas as pd
-
-    ends = {int(r["batch_id"]): batch_window(r)[1] for r in records}
-    df = pd.read_parquet(out_dir / "predictions", columns=["source", "batch_id"])
-    last_batch = df.assign(batch_id=df["batch_id"].astype(int)).groupby("source")["batch_id"].max()
-    return [ends[int(b)] - drops[src] for src, b in last_batch.items() if src in drops and int(b) in ends]
-
-
-def parquet_rows(out_dir: Path) -> int:
-    import pyarrow.dataset as ds
-
-    folder = out_dir / "predictions"
-    return ds.dataset(str(folder), format="parquet", partitioning="hive").count_rows() if folder.exists() else 0
-
-
-# --------------------------------------------------------------------------------------------
-# The serving job, driven in-process.
-
-
-class Scenario:
-    """Folders of one scenario: gs://bench-TAG-{in,out,ckpt} under the temporary bucket root."""
-
-    def __init__(self, tag: str) -> None:
-        from sentiment_mlops.core.storage import local_path
-
-        self.tag = tag
-        self.input_uri, self.output_uri, self.checkpoint_uri = (
-            f"gs://bench-{tag}-in", f"gs://bench-{tag}-out", f"gs://bench-{tag}-ckpt/q"
-        )  # fmt: skip
-        self.inbox = local_path(self.input_uri)
-        self.out = local_path(self.output_uri)
-        self.metrics = self.out / "_metrics" / "batches"
-
-    def argv(self, mlflow_uri: str, model: str, stage: str, *extra: str) -> list[str]:
-        return [
-            "--output-path", self.output_uri, "--checkpoint", self.checkpoint_uri, "--mlflow-uri", mlflow_uri,
-            "--model-name", model, "--model-stage", stage, "--batch-interval-seconds", str(TRIGGER_S),
-            "--reload-interval-seconds", "3600", *extra,
-        ]  # fmt: skip
-
-
-@contextmanager
-def serving_query(
-    spark: SparkSession, argv: list[str], prepare: Callable[[ServingState], None] | None = None
-) -> Iterator[tuple[ServingState, StreamingQuery, float]]:
-    """Start the job's query; yields (state, query, seconds of the initial model load); always stops it."""
-    from sentiment_mlops.serving import job as serving_job
-
-    args = serving_job.build_arg_parser().parse_args(argv)
-    serving_job.validate_args(args)
-    state = serving_job.build_state(spark, args)
-    if prepare is not None:
-        prepare(state)
-    t0 = time.perf_counter()
-    state.watcher.load_initial()
-    load_s = time.perf_counter() - t0
-    query = serving_job.start_query(spark, args, state)
-    try:
-        yield state, query, load_s
-        if query.isActive:
-            # the metrics file is written inside the batch, before Spark commits it: let the commit land so
-            # stop() does not interrupt it
-            query.processAllAvailable()
-    finally:
-        query.stop()
-        state.watcher.stop()
-    if query.exception():
-        raise RuntimeError(f"streaming query failed: {query.exception()}")
-
-
-def warm_up(query: StreamingQuery, sc: Scenario, feed: TweetFeed) -> set[int]:
-    """One small file through the query (Python workers, the model's first transform); returns its batch ids."""
-    drop_csv(sc.inbox, "warmup.csv", feed.take(200))
-    wait_rows(query, sc.metrics, 200, 180, f"{sc.tag} warm-up")
-    return {int(r["batch_id"]) for r in read_metrics(sc.metrics)}
 
 
 def file_burst(
@@ -391,134 +209,6 @@ def kafka_scenarios(
 # Hot-swap.
 
 
-class Timings:
-    """Wraps the watcher's loader and smoke check to time each call."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, float] = {}
-
-    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                self.last[name] = time.perf_counter() - t0
-
-        return timed
-
-
-def hot_swap(
-    spark: SparkSession, mlflow_uri: str, versions: list[tuple[str, str]], feed: TweetFeed,
-    swaps: int, every_s: float, rows_per_s: int,
-) -> dict[str, Any]:  # fmt: skip
-    """`versions`: (version of SWAP_MODEL, flavour) in swap order; the alias starts on the first."""
-    from mlflow.tracking import MlflowClient
-
-    from sentiment_mlops.registry.model_watcher import ModelWatcher
-    from sentiment_mlops.serving import job as serving_job
-
-    client = MlflowClient(mlflow_uri)
-    client.set_registered_model_alias(SWAP_MODEL, SWAP_ALIAS, versions[0][0])
-    timings = Timings()
-
-    def timed_watcher(state: ServingState) -> None:
-        state.watcher = ModelWatcher(
-            tracking_uri=mlflow_uri, name=SWAP_MODEL, stage_or_alias=SWAP_ALIAS,
-            loader=timings.wrap("load", serving_job.spark_model_loader(spark, "spark")),
-            smoke_check=timings.wrap("smoke", serving_job.smoke_check(spark)), poll_seconds=3600,
-        )  # fmt: skip
-
-    sc = Scenario("swap")
-    stop = threading.Event()
-    dropped = [0]
-    feeder_error: list[BaseException] = []
-
-    def feeder() -> None:
-        start, i = time.time(), 0
-        try:
-            while not stop.is_set():
-                stop.wait(max(0.0, start + i - time.time()))
-                if stop.is_set():
-                    break
-                drop_csv(sc.inbox, f"steady-{i:03d}.csv", feed.take(rows_per_s))
-                dropped[0] += rows_per_s
-                i += 1
-        except BaseException as exc:  # reported by the main thread
-            feeder_error.append(exc)
-
-    swap_log: list[dict[str, Any]] = []
-    noop: list[float] = []
-    argv = ["--input-path", sc.input_uri, *sc.argv(mlflow_uri, SWAP_MODEL, SWAP_ALIAS)]
-    with serving_query(spark, argv, prepare=timed_watcher) as (state, query, load_s):
-        warm = warm_up(query, sc, feed)
-        thread = threading.Thread(target=feeder, name="bench-feeder", daemon=True)
-        thread.start()
-        try:
-            t_begin = time.time()
-            for k in range(1, swaps + 1):
-                # a poll that finds the alias unchanged: the registry round trip only
-                time.sleep(max(0.0, t_begin + k * every_s - every_s / 2 - time.time()))
-                t0 = time.perf_counter()
-                state.watcher.check_once()
-                noop.append(time.perf_counter() - t0)
-                time.sleep(max(0.0, t_begin + k * every_s - time.time()))
-                target, flavour = versions[k % len(versions)]
-                before = state.watcher.current.version if state.watcher.current else None
-                client.set_registered_model_alias(SWAP_MODEL, SWAP_ALIAS, target)
-                timings.last.clear()
-                w0, t0 = time.time(), time.perf_counter()
-                old, new, changed = state.watcher.check_once()
-                seconds, w1 = time.perf_counter() - t0, time.time()
-                if not changed or new != target:
-                    raise RuntimeError(f"swap {before} -> {target} did not happen ({old}, {new}, {changed})")
-                load, smoke = timings.last.get("load", 0.0), timings.last.get("smoke", 0.0)
-                swap_log.append({"from": before, "to": target, "flavour": flavour, "start": w0, "end": w1,
-                                 "check_once_s": rnd(seconds), "load_s": rnd(load), "smoke_check_s": rnd(smoke),
-                                 "registry_s": rnd(seconds - load - smoke)})  # fmt: skip
-            time.sleep(max(0.0, t_begin + (swaps + 1) * every_s - time.time()))  # steady tail after the last swap
-        finally:
-            stop.set()
-            thread.join(timeout=30)
-        if feeder_error:
-            raise RuntimeError(f"feeder failed: {feeder_error[0]!r}")
-        wait_rows(query, sc.metrics, 200 + dropped[0], 300, "swap")
-        initial_load = load_s
-
-    records = [r for r in read_metrics(sc.metrics) if int(r["batch_id"]) not in warm and r["rows_in"]]
-    during, steady = [], []
-    for r in records:
-        b0, b1 = batch_window(r)
-        overlaps = any(b0 < s["end"] and b1 > s["start"] for s in swap_log)
-        (during if overlaps else steady).append(r)
-    # A batch that started and finished while check_once() was loading cannot have waited for it.
-    for s in swap_log:
-        inside = [r for r in records if s["start"] <= batch_window(r)[0] and batch_window(r)[1] <= s["end"]]
-        s["batches_inside_swap"] = len(inside)
-        s["versions_of_batches_inside_swap"] = sorted({str(r["model_version"]) for r in inside})
-    first_new: list[float | None] = []
-    for s in swap_log:
-        later = [batch_window(r)[0] - s["end"] for r in records if r["model_version"] == s["to"]
-                 and batch_window(r)[0] >= s["end"] - 0.01]  # fmt: skip
-        first_new.append(rnd(min(later)) if later else None)
-        s["first_batch_on_new_version_after_s"] = first_new[-1]
-    for s in swap_log:
-        s["start"], s["end"] = rnd(s["start"] - t_begin), rnd(s["end"] - t_begin)  # relative to the first drop
-    return {
-        "model": SWAP_MODEL, "versions": [{"version": v, "flavour": f} for v, f in versions],
-        "rows_per_file": rows_per_s, "file_every_s": 1, "rows": dropped[0], "initial_model_load_s": rnd(initial_load),
-        "noop_check_once_s": {"p50": rnd(pct(noop, 50)), "max": rnd(max(noop, default=None))},
-        "swaps": swap_log,
-        "batches_during_swap": summarize_batches(during), "batches_steady": summarize_batches(steady),
-        "versions_in_order": [r["model_version"] for r in records],
-        "parquet_rows": parquet_rows(sc.out) - 200,
-    }  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------------
-# Training and registration.
-
-
 def train_models(spark: SparkSession, opts: argparse.Namespace, home: Path, mlflow_uri: str) -> dict[str, Any]:
     import mlflow
 
@@ -615,7 +305,7 @@ def print_report(result: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def main() -> int:
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(DEFAULT_INPUT), help="two-column Sentiment140 CSV")
     parser.add_argument("--models", default="lr,svc,rf", help="flavours to train and measure (training_job --models)")
@@ -635,9 +325,11 @@ def main() -> int:
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary SENTIMENT_HOME")
     parser.add_argument("--verbose", action="store_true", help="the job's INFO log lines")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serving.json"))
-    opts = parser.parse_args()
-    skip = {s.strip() for s in opts.skip.split(",") if s.strip()}
+    return parser.parse_args(argv)
 
+
+def prepare_environment(opts: argparse.Namespace) -> Path:
+    """Logging, and a fresh SENTIMENT_HOME on the local backend; returns that home."""
     logging.basicConfig(level=logging.INFO if opts.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)  # fmt: skip
     log.setLevel(logging.INFO)
@@ -646,18 +338,56 @@ def main() -> int:
     os.environ.update({"SENTIMENT_HOME": str(home), "SPARK_MASTER": opts.master, "SENTIMENT_BACKEND": "local",
                        "SPARK_LOCAL_IP": "127.0.0.1"})  # fmt: skip
     os.environ.setdefault("SPARK_LOG_LEVEL", "INFO" if opts.verbose else "ERROR")
+    return home
+
+
+def run_scenarios(
+    spark: SparkSession, opts: argparse.Namespace, home: Path, mlflow_uri: str, feed: TweetFeed
+) -> dict[str, Any]:
+    """Train, then every scenario not in --skip; returns their results by name."""
+    skip = {s.strip() for s in opts.skip.split(",") if s.strip()}
+    result: dict[str, Any] = {}
+    log.info("training %s on %d rows", opts.models, opts.train_rows)
+    result["training"] = train_models(spark, opts, home, mlflow_uri)
+    models = result["training"]["models"]
+    lr = models["logisticregression" if "logisticregression" in models else next(iter(models))]
+    result["file_burst"] = {}
+    if "burst" not in skip:
+        for info in models.values():
+            log.info("file burst: %s", info["display_name"])
+            result["file_burst"][info["display_name"]] = file_burst(
+                spark, mlflow_uri, info["registered_model"], info["version"], feed, opts.files, opts.rows_per_file
+            )
+    if "trickle" not in skip:
+        log.info("file trickle: %d s", opts.trickle_seconds)
+        result["trickle"] = file_trickle(spark, mlflow_uri, lr["registered_model"], lr["version"], feed,
+                                         opts.trickle_seconds, opts.trickle_rows)  # fmt: skip
+    if "kafka" not in skip:
+        log.info("kafka: %d messages", opts.kafka_messages)
+        result["kafka"] = kafka_scenarios(spark, home, mlflow_uri, lr["registered_model"], lr["version"], feed,
+                                          opts.kafka_messages, opts.max_offsets_per_trigger,
+                                          not opts.no_write_kafka)  # fmt: skip
+    if "swap" not in skip:
+        log.info("hot-swap: %d swaps", opts.swaps)
+        result["hot_swap"] = hot_swap(spark, mlflow_uri, result["training"]["swap_versions"], feed, opts.swaps,
+                                      opts.swap_every, opts.swap_rows)  # fmt: skip
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_options(argv)
+    home = prepare_environment(opts)
     from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
     from sentiment_mlops.core.spark_session import get_spark
 
     tweets = load_tweets(Path(opts.input))
-    feed = TweetFeed(tweets)
-    load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "master": opts.master, "trigger_seconds": TRIGGER_S,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "load_average_start": load_start, "options": vars(opts), "tweets_available": len(tweets),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()], "options": vars(opts),
+        "tweets_available": len(tweets),
     }  # fmt: skip
     server = MlflowServer(data_dir=home / "mlflow", port=free_port()).start()
     os.environ["MLFLOW_TRACKING_URI"] = server.url
@@ -667,32 +397,7 @@ def main() -> int:
             "bench-serving",
             extra={"spark.sql.files.ignoreMissingFiles": "true", "spark.sql.streaming.metricsEnabled": "true"},
         )
-        log.info("training %s on %d rows", opts.models, opts.train_rows)
-        result["training"] = train_models(spark, opts, home, server.url)
-        models = result["training"]["models"]
-        lr_key = "logisticregression" if "logisticregression" in models else next(iter(models))
-        lr = models[lr_key]
-
-        result["file_burst"] = {}
-        if "burst" not in skip:
-            for info in models.values():
-                log.info("file burst: %s", info["display_name"])
-                result["file_burst"][info["display_name"]] = file_burst(
-                    spark, server.url, info["registered_model"], info["version"], feed, opts.files, opts.rows_per_file
-                )
-        if "trickle" not in skip:
-            log.info("file trickle: %d s", opts.trickle_seconds)
-            result["trickle"] = file_trickle(spark, server.url, lr["registered_model"], lr["version"], feed,
-                                             opts.trickle_seconds, opts.trickle_rows)  # fmt: skip
-        if "kafka" not in skip:
-            log.info("kafka: %d messages", opts.kafka_messages)
-            result["kafka"] = kafka_scenarios(spark, home, server.url, lr["registered_model"], lr["version"], feed,
-                                              opts.kafka_messages, opts.max_offsets_per_trigger,
-                                              not opts.no_write_kafka)  # fmt: skip
-        if "swap" not in skip:
-            log.info("hot-swap: %d swaps", opts.swaps)
-            result["hot_swap"] = hot_swap(spark, server.url, result["training"]["swap_versions"], feed, opts.swaps,
-                                          opts.swap_every, opts.swap_rows)  # fmt: skip
+        result.update(run_scenarios(spark, opts, home, server.url, TweetFeed(tweets)))
     finally:
         if spark is not None:
             spark.stop()

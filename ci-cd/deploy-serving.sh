@@ -25,18 +25,18 @@ Required (flag or environment variable):
 Optional:
   --region REGION         GCP_REGION (default us-central1)
   --source-type file|kafka  SERVING_SOURCE_TYPE (default file)
-  --input-path URI        SERVING_INPUT_PATH (file source; default gs://NAME-streaming-input/incoming)
+  --input-path URI        SERVING_INPUT_PATH (file source; default the bucket root gs://NAME-streaming-input)
   --kafka-bootstrap HOSTS KAFKA_BOOTSTRAP_SERVERS (required for the kafka source)
   --kafka-topic TOPIC     KAFKA_INPUT_TOPIC (kafka source; default tweets)
-  --write-kafka           SERVING_WRITE_KAFKA=true (default for the kafka source; KAFKA_OUTPUT_TOPIC
+  --write-kafka [true|false]  SERVING_WRITE_KAFKA (true for the kafka source; KAFKA_OUTPUT_TOPIC
                           default predictions, KAFKA_OUTPUT_BOOTSTRAP default the input brokers)
-  --output-path URI       SERVING_OUTPUT_PATH (default gs://NAME-predictions/streaming)
+  --output-path URI       SERVING_OUTPUT_PATH (default gs://NAME-predictions: predictions/date=D/ in it)
   --checkpoint URI        SERVING_CHECKPOINT (default gs://NAME-checkpoint/streaming/SOURCE_TYPE)
   --model-name NAME       SERVING_MODEL_NAME (default twitter-sentiment-model-best)
   --model-stage STAGE     SERVING_MODEL_STAGE
   --job-id ID             SERVING_JOB_ID (default sentiment-serving-SOURCE_TYPE-UTCSTAMP)
   --code-uri URI          CODE_URI (default gs://NAME-code/jobs)
-  --keep-existing         SERVING_KEEP_EXISTING=true: do not stop running serving jobs
+  --keep-existing [true|false]  SERVING_KEEP_EXISTING=true: do not stop running serving jobs
   --dry-run               print the commands instead of running them
   -h, --help              this help
 More job settings by environment: SERVING_MODEL_FLAVOR, SERVING_BATCH_INTERVAL, SERVING_RELOAD_INTERVAL,
@@ -64,6 +64,22 @@ CODE_URI="${CODE_URI:-}"
 KEEP_EXISTING="${SERVING_KEEP_EXISTING:-false}"
 EXTRA=()
 
+# A boolean flag alone means true; `--flag true|false` and `--flag=false` set it (the original
+# project's scripts pass `--write-kafka true`).
+is_bool_word() { case "${1,,}" in true|false|yes|no|1|0) return 0 ;; *) return 1 ;; esac; }
+flag_value() {
+  case "$1" in
+    *=*) echo "${1#*=}" ;;
+    *) if [ $# -gt 1 ] && is_bool_word "$2"; then echo "$2"; else echo true; fi ;;
+  esac
+}
+flag_shift() {
+  case "$1" in
+    *=*) echo 1 ;;
+    *) if [ $# -gt 1 ] && is_bool_word "$2"; then echo 2; else echo 1; fi ;;
+  esac
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --source-type|--source-type=*) SOURCE_TYPE="$(value --source-type "$@")"; shift "$(nshift "$1")" ;;
@@ -76,8 +92,8 @@ while [ $# -gt 0 ]; do
     --model-stage|--model-stage=*) MODEL_STAGE="$(value --model-stage "$@")"; shift "$(nshift "$1")" ;;
     --job-id|--job-id=*) JOB_ID="$(value --job-id "$@")"; shift "$(nshift "$1")" ;;
     --code-uri|--code-uri=*) CODE_URI="$(value --code-uri "$@")"; shift "$(nshift "$1")" ;;
-    --write-kafka) WRITE_KAFKA=true; shift ;;
-    --keep-existing) KEEP_EXISTING=true; shift ;;
+    --write-kafka|--write-kafka=*) WRITE_KAFKA="$(flag_value "$@")"; shift "$(flag_shift "$@")" ;;
+    --keep-existing|--keep-existing=*) KEEP_EXISTING="$(flag_value "$@")"; shift "$(flag_shift "$@")" ;;
     -h|--help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) common_option "$@"; shift "$SHIFT" ;;  # --project ... --dry-run, else an unknown option
@@ -109,10 +125,10 @@ if [ "$SOURCE_TYPE" = kafka ]; then
   # Like the serving DAG: a Kafka stream reads the input topic and writes predictions back to Kafka.
   KAFKA_TOPIC="${KAFKA_TOPIC:-$LAYOUT_DEFAULT_KAFKA_INPUT_TOPIC}"
   WRITE_KAFKA="${WRITE_KAFKA:-true}"
-  if is_true "$WRITE_KAFKA"; then KAFKA_OUT_TOPIC="${KAFKA_OUT_TOPIC:-$LAYOUT_DEFAULT_KAFKA_OUTPUT_TOPIC}"; fi
 else
   INPUT_PATH="${INPUT_PATH:-$LAYOUT_SERVING_INPUT}"
 fi
+if is_true "$WRITE_KAFKA"; then KAFKA_OUT_TOPIC="${KAFKA_OUT_TOPIC:-$LAYOUT_DEFAULT_KAFKA_OUTPUT_TOPIC}"; fi
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 ZIP_PATH="$BUILD_DIR/$LAYOUT_PACKAGE_ZIP"
 ENTRY_PATH="$ROOT/code/$LAYOUT_SERVING_ENTRY"

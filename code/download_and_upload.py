@@ -5,8 +5,15 @@ you already have (`--local-file`), optionally unzips it, and uploads the files t
 `gs://BUCKET/PREFIX`: with google-cloud-storage on the dataproc backend, or into the local backend's
 bucket folder (sentiment_mlops.core.storage.resolve_uri) so the same `gs://` URI works for local jobs.
 
+Where the files go (destination_backend): `--backend` when given; else a `gs://` bucket means GCS;
+else SENTIMENT_BACKEND; else GCS. The script is named for GCS and the original project's command
+(`--gcs-bucket sentiment-bucket-raw`, no backend) uploads to GCS, so that is the default here even
+though the rest of the package defaults to the local backend. The chosen destination is printed
+to stderr after the copy; errors stay one line.
+
     python code/download_and_upload.py --gcs-bucket my-bucket-raw --unzip
     python code/download_and_upload.py --gcs-bucket my-bucket-raw --local-file ~/sentiment140.zip --unzip
+    python code/download_and_upload.py --backend local --gcs-bucket my-bucket-raw --local-file train.csv
 
 Failures (no kaggle CLI, no network, bucket missing, no credentials) end with one `error:` line and
 exit status 1. STORAGE_EMULATOR_HOST points the GCS upload at an emulator.
@@ -157,14 +164,24 @@ def build_arg_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=BACKENDS,
         default=None,
-        help="local: copy into the local bucket folder; dataproc: upload to GCS (default: SENTIMENT_BACKEND or local)",
+        help="local: copy into the local bucket folder; dataproc: upload to GCS "
+        "(default: GCS for a gs:// bucket, else SENTIMENT_BACKEND, else GCS)",
     )
     return p
 
 
+def destination_backend(backend: str | None, gcs_bucket: str, env: dict[str, str] | None = None) -> str:
+    """`--backend` if given, `dataproc` (GCS) for a gs:// bucket, else SENTIMENT_BACKEND, else `dataproc`."""
+    if backend:
+        return backend
+    if gcs_bucket.strip().startswith("gs://"):
+        return "dataproc"
+    return (os.environ if env is None else env).get("SENTIMENT_BACKEND") or "dataproc"
+
+
 def run(args: argparse.Namespace) -> list[str]:
     """The whole flow; returns the uploaded gs:// URIs."""
-    settings = load_settings(args.backend)
+    settings = load_settings(destination_backend(args.backend, args.gcs_bucket))
     bucket = bare_bucket(args.gcs_bucket)
     if args.local_file is not None:
         source = args.local_file.expanduser()
@@ -179,8 +196,15 @@ def run(args: argparse.Namespace) -> list[str]:
     if not files:
         raise DatasetError(f"{source} contains no files")
     if settings.backend == "local":
-        return upload_local_backend(files, bucket, args.gcs_prefix, settings)
-    return upload_gcs(files, bucket, args.gcs_prefix)
+        uris = upload_local_backend(files, bucket, args.gcs_prefix, settings)
+        where = (
+            f"the local backend's bucket folder {local_path(f'gs://{bucket}/', settings)} (--backend dataproc for GCS)"
+        )
+    else:
+        uris = upload_gcs(files, bucket, args.gcs_prefix)
+        where = "GCS"
+    print(f"{len(uris)} file(s) copied to {where}", file=sys.stderr)
+    return uris
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""Streaming serving job (Dataproc `main_python_file_uri`; the package ships as a zip in
-`python_file_uris`). Both serving entry scripts run the same code: `python THIS_FILE --help`."""
+"""Alias of `streaming_serving_mlflow_hdfs_kafka_optimize.py`, the serving entry script Dataproc runs
+(`dataproc_spec.SERVING_ENTRY`): same main, same flags, kept for commands written with this name."""
 
 import sys
 

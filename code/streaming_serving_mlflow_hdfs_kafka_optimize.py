@@ -1,5 +1,6 @@
 """Streaming serving job (Dataproc `main_python_file_uri`; the package ships as a zip in
-`python_file_uris`). Both serving entry scripts run the same code: `python THIS_FILE --help`."""
+`python_file_uris`; `dataproc_spec.SERVING_ENTRY`). `streaming_serving_mlflow_hdfs_kafka.py` is an alias
+of it. Run `python code/streaming_serving_mlflow_hdfs_kafka_optimize.py --help` for the arguments."""
 
 import sys
 

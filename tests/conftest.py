@@ -58,3 +58,16 @@ def mlflow_server(sentiment_home: Path) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _forget_the_active_mlflow_experiment() -> Iterator[None]:
+    """Tests run in random order against several MLflow servers: an experiment id that one test made
+    active on its server must not be used by the next test on another server ("No Experiment with
+    id=1 exists"). MLflow keeps it in a module global of its fluent API."""
+    yield
+    import sys
+
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is not None and hasattr(fluent, "_active_experiment_id"):
+        fluent._active_experiment_id = None

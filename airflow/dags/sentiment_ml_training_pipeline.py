@@ -7,7 +7,8 @@ start -> validate_data -> check_mlflow_connection -> prepare_environment
 The backend comes from the Airflow Variable SENTIMENT_BACKEND (local | dataproc); see
 sentiment_mlops.orchestration.config for every Variable. The two training tasks are
 DataprocSubmitJobOperator (deferrable) on Dataproc and run the very same Job dicts with the local
-spark-submit runner (sentiment_mlops.backends.local.jobs) on the local backend.
+spark-submit runner (sentiment_mlops.backends.local.jobs) on the local backend
+(sentiment_mlops.orchestration.operators.SentimentTrainingJobOperator).
 """
 
 from __future__ import annotations
@@ -15,39 +16,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.google.cloud.operators.dataproc import DataprocSubmitJobOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, chain, dag, task
 
 from sentiment_mlops.orchestration import dag_factories
-from sentiment_mlops.orchestration import tasks as dag_tasks
-from sentiment_mlops.orchestration.config import GCP_CONN_ID, AirflowConfig
+from sentiment_mlops.orchestration.config import GCP_CONN_ID
+from sentiment_mlops.orchestration.operators import SentimentTrainingJobOperator
 
 DAG_ID = "sentiment_ml_training_pipeline"
-
-
-class SentimentTrainingJobOperator(DataprocSubmitJobOperator):
-    """DataprocSubmitJobOperator that runs the job through local_jobs when the backend is local.
-
-    One task id per training job whatever the backend (the ids are an interface), and on Dataproc
-    the provider's own submit/defer/cancel logic, untouched.
-    """
-
-    template_fields = (*DataprocSubmitJobOperator.template_fields, "sentiment_config")
-
-    def __init__(self, *, sentiment_config: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.sentiment_config = sentiment_config
-
-    def execute(self, context: Any) -> Any:
-        cfg = AirflowConfig.from_dict(self.sentiment_config)
-        # Dataproc job ids are unique: a retry submits under a fresh id.
-        base_id = self.job["reference"]["job_id"]
-        self.job = dag_tasks.with_job_id(self.job, f"{base_id}-t{context['ti'].try_number}")
-        if cfg.is_local:
-            return dag_tasks.run_job(cfg, self.job)["job_id"]
-        self.project_id, self.region = cfg.gcp_project_id, cfg.gcp_region
-        return super().execute(context)
 
 
 @dag(

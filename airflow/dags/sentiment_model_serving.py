@@ -4,7 +4,9 @@ validate_mlflow -> get_model_to_serve -> deploy_streaming_job -> wait_for_stream
 
 serving_deploy_mode=test (the default Variable) validates the job and logs the exact Job JSON but
 submits nothing; production submits it to Dataproc or to the local spark-submit runner
-(SENTIMENT_BACKEND) and waits until it is RUNNING and has written its first batch. Every serving
+(SENTIMENT_BACKEND) and waits (deferred, in the triggerer) until it is RUNNING and has written its
+first batch. A retried deploy attaches to the job it submitted; replace_running cancels only other
+jobs on the same checkpoint and waits for their end before submitting. Every serving
 Variable can be overridden for one run in the trigger form.
 """
 
@@ -15,15 +17,14 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
-from sentiment_mlops.orchestration import tasks as dag_tasks
-from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, AirflowConfig, from_airflow_variables
+from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, from_airflow_variables
+from sentiment_mlops.orchestration.operators import ServingJobWaitOperator
+from sentiment_mlops.orchestration.task_context import pulled_config, run_tag, task_attempt
+from sentiment_mlops.orchestration.tasks import reports, serving
+from sentiment_mlops.orchestration.tasks.common import check_mlflow
 
 DAG_ID = "sentiment_model_serving"
-
-
-def _config(ti: Any) -> tuple[AirflowConfig, dict[str, Any]]:
-    started = ti.xcom_pull(task_ids="validate_mlflow")
-    return AirflowConfig.from_dict(started["config"]), started
+FIRST_TASK = "validate_mlflow"
 
 
 @dag(
@@ -68,20 +69,19 @@ def sentiment_model_serving() -> None:
             serving_model_stage=params.get("model_stage"),
             serving_source_type=params.get("source_type"),
         )
-        health = dag_tasks.check_mlflow(cfg)
-        run_tag = dag_tasks.make_run_tag(context["run_id"], getattr(context["dag_run"], "run_after", None))
-        return {"config": cfg.as_dict(), "run_tag": run_tag, "mlflow": health}
+        health = check_mlflow(cfg)
+        return {"config": cfg.as_dict(), "run_tag": run_tag(context), "mlflow": health}
 
     @task
     def get_model_to_serve(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
-        return dag_tasks.model_to_serve(cfg)
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
+        return serving.model_to_serve(cfg)
 
     @task
     def deploy_streaming_job(**context: Any) -> dict[str, Any]:
-        cfg, started = _config(context["ti"])
+        cfg, started = pulled_config(context["ti"], FIRST_TASK)
         params = context["params"]
-        job = dag_tasks.build_serving_job(
+        job = serving.build_serving_job(
             cfg,
             started["run_tag"],
             input_path=params.get("input_path"),
@@ -90,43 +90,27 @@ def sentiment_model_serving() -> None:
             starting_offsets=params.get("starting_offsets"),
             dead_letter_topic=params.get("dead_letter_topic"),
         )
-        return dag_tasks.deploy_serving_job(cfg, job, replace_running=bool(params["replace_running"]))
-
-    @task
-    def wait_for_streaming_job(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
-        deployment = context["ti"].xcom_pull(task_ids="deploy_streaming_job")
-        if not deployment["submitted"]:
-            return {"job_id": deployment["job_id"], "state": "NOT_SUBMITTED", "reason": "serving_deploy_mode=test"}
-        params = context["params"]
-        return dag_tasks.wait_for_serving_job(
-            cfg,
-            deployment["job_id"],
-            timeout_s=float(params["wait_timeout_seconds"]),
-            require_first_batch=bool(params["require_first_batch"]),
+        # A retried deploy attaches to the job it submitted before; replace_running never cancels it.
+        return serving.deploy_serving_job(
+            cfg, job, replace_running=bool(params["replace_running"]), attempt=task_attempt(context)
         )
 
     @task
     def notify(**context: Any) -> str:
-        cfg, _ = _config(context["ti"])
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
         ti = context["ti"]
         model = ti.xcom_pull(task_ids="get_model_to_serve")
         deployment = ti.xcom_pull(task_ids="deploy_streaming_job")
         waited = ti.xcom_pull(task_ids="wait_for_streaming_job")
-        if deployment["submitted"]:
-            message = (
-                f"Serving job {deployment['job_id']} is {waited['state']} on {cfg.backend} with "
-                f"{model['name']} v{model['version']} ({model.get('model_type')}); source {cfg.serving_source_type}."
-            )
-        else:
-            message = (
-                f"Test mode: serving job {deployment['job_id']} for {model['name']} v{model['version']} validated "
-                "and logged, nothing submitted (set serving_deploy_mode=production to deploy)."
-            )
-        dag_tasks.log.info("NOTIFICATION: %s", message)
+        message = reports.serving_message(cfg.backend, cfg.serving_source_type, model, deployment, waited)
+        serving.log.info("NOTIFICATION: %s", message)
         return message
 
-    chain(validate_mlflow(), get_model_to_serve(), deploy_streaming_job(), wait_for_streaming_job(), notify())
+    # Deferred: the wait runs in the triggerer (inline under `airflow dags test`), not in a worker slot.
+    wait_for_streaming_job = ServingJobWaitOperator(
+        task_id="wait_for_streaming_job", config_task_id=FIRST_TASK, deploy_task_id="deploy_streaming_job"
+    )
+    chain(validate_mlflow(), get_model_to_serve(), deploy_streaming_job(), wait_for_streaming_job, notify())
 
 
 sentiment_model_serving()

@@ -16,15 +16,12 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
-from sentiment_mlops.orchestration import tasks as dag_tasks
-from sentiment_mlops.orchestration.config import AirflowConfig, from_airflow_variables
+from sentiment_mlops.orchestration.config import from_airflow_variables
+from sentiment_mlops.orchestration.task_context import pulled_config
+from sentiment_mlops.orchestration.tasks import management
 
 DAG_ID = "sentiment_serving_management"
-
-
-def _config(ti: Any) -> tuple[AirflowConfig, dict[str, Any]]:
-    listed = ti.xcom_pull(task_ids="list_active_serving_jobs")
-    return AirflowConfig.from_dict(listed["config"]), listed
+FIRST_TASK = "list_active_serving_jobs"
 
 
 @dag(
@@ -48,31 +45,31 @@ def sentiment_serving_management() -> None:
     @task
     def list_active_serving_jobs() -> dict[str, Any]:
         cfg = from_airflow_variables()
-        return {"config": cfg.as_dict(), "jobs": dag_tasks.list_active_serving_jobs(cfg)}
+        return {"config": cfg.as_dict(), "jobs": management.list_active_serving_jobs(cfg)}
 
     @task
     def job_status_and_metrics(**context: Any) -> list[dict[str, Any]]:
-        cfg, listed = _config(context["ti"])
-        return dag_tasks.job_status_and_metrics(cfg, [j["job_id"] for j in listed["jobs"]])
+        cfg, listed = pulled_config(context["ti"], FIRST_TASK)
+        return management.job_status_and_metrics(cfg, [j["job_id"] for j in listed["jobs"]])
 
     @task
     def check_prediction_output(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
-        return dag_tasks.check_prediction_output(cfg, max_partitions=int(context["params"]["max_partitions"]))
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
+        return management.check_prediction_output(cfg, max_partitions=int(context["params"]["max_partitions"]))
 
     @task
     def write_monitoring_report(**context: Any) -> dict[str, Any]:
-        cfg, _ = _config(context["ti"])
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
         ti = context["ti"]
-        return dag_tasks.write_monitoring_report(
+        return management.write_monitoring_report(
             cfg, ti.xcom_pull(task_ids="job_status_and_metrics"), ti.xcom_pull(task_ids="check_prediction_output")
         )
 
     @task
     def stop_serving_job(**context: Any) -> list[dict[str, Any]]:
-        cfg, _ = _config(context["ti"])
+        cfg, _ = pulled_config(context["ti"], FIRST_TASK)
         params = context["params"]
-        return dag_tasks.stop_serving_jobs(cfg, job_id=params.get("stop_job_id"), stop_all=bool(params["stop_all"]))
+        return management.stop_serving_jobs(cfg, job_id=params.get("stop_job_id"), stop_all=bool(params["stop_all"]))
 
     chain(
         list_active_serving_jobs(),

@@ -17,7 +17,8 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, chain, dag, task
 
 from sentiment_mlops.orchestration import dag_factories
-from sentiment_mlops.orchestration import tasks as dag_tasks
+from sentiment_mlops.orchestration.task_context import task_attempt
+from sentiment_mlops.orchestration.tasks.common import run_job
 
 DAG_ID = "sentiment_training_local"
 
@@ -69,8 +70,9 @@ def sentiment_training_local() -> None:
     def train_models(**context: Any) -> dict[str, Any]:
         cfg, _ = dag_factories.pulled_config(context["ti"])
         job = context["ti"].xcom_pull(task_ids="prepare_environment", key="job")
-        job = dag_tasks.with_job_id(job, f"{job['reference']['job_id']}-t{context['ti'].try_number}")
-        return dag_tasks.run_job(cfg, job, timeout=60.0 * int(context["params"]["timeout_minutes"]))
+        # A retry attaches to the job an earlier attempt started (or resubmits it if it failed).
+        timeout = 60.0 * int(context["params"]["timeout_minutes"])
+        return run_job(cfg, job, timeout=timeout, attempt=task_attempt(context))
 
     chain(
         shared.start(),

@@ -3,11 +3,14 @@ training by backend, fail first on bad Variables; and one real `airflow dags tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +93,33 @@ def test_training_tasks_are_deferrable_dataproc_operators(dagbag: Any) -> None:
         assert "job" in op.template_fields and "sentiment_config" in op.template_fields
 
 
+def test_serving_wait_defers_to_a_trigger(dagbag: Any) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from sentiment_mlops.orchestration.config import AirflowConfig
+    from sentiment_mlops.orchestration.tasks.common import TaskError
+    from sentiment_mlops.orchestration.triggers import ServingJobTrigger
+
+    op = dagbag.dags["sentiment_model_serving"].get_task("wait_for_streaming_job")
+    deployment = {"submitted": True, "job_id": "sentiment-serving-file-t"}
+
+    class TI:
+        def xcom_pull(self, task_ids: str) -> Any:
+            return {"config": AirflowConfig().as_dict()} if task_ids == "validate_mlflow" else deployment
+
+    context = {"ti": TI(), "params": {"wait_timeout_seconds": 120, "require_first_batch": True}}
+    with pytest.raises(TaskDeferred) as deferred:  # no worker slot held while polling
+        op.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ServingJobTrigger) and trigger.job_id == "sentiment-serving-file-t"
+    assert trigger.deadline - trigger.since == 120 and trigger.require_first_batch
+    assert op.execute_complete(context, {"status": "ok", "result": {"state": "RUNNING"}}) == {"state": "RUNNING"}
+    with pytest.raises(TaskError, match="ended ERROR"):
+        op.execute_complete(context, {"status": "error", "message": "serving job x ended ERROR"})
+    deployment["submitted"] = False
+    assert op.execute(context)["state"] == "NOT_SUBMITTED"
+
+
 # --- the first task: Variables -------------------------------------------------------------------
 
 
@@ -144,9 +174,11 @@ def test_training_start_and_local_dev_override(dagbag: Any, monkeypatch: pytest.
 
 
 class _TI:
-    try_number = 2
+    dag_id = "sentiment_ml_training_pipeline"
+    run_id = "manual__2026-01-01T00:00:00+00:00"
 
-    def __init__(self) -> None:
+    def __init__(self, task_id: str, try_number: int = 1) -> None:
+        self.task_id, self.try_number = task_id, try_number
         self.pushed: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -154,68 +186,105 @@ class _TI:
 
 
 def _training_job(cfg: Any) -> dict:
-    from sentiment_mlops.orchestration import tasks as dag_tasks
+    from sentiment_mlops.orchestration.tasks import training
 
-    return dag_tasks.build_training_jobs(cfg, input_uri="gs://acme-raw/x.csv", run_tag="tag1", variants=("full",))[
+    return training.build_training_jobs(cfg, input_uri="gs://acme-raw/x.csv", run_tag="tag1", variants=("full",))[
         "full"
     ]
 
 
-def test_training_operator_on_dataproc_submits_through_the_provider(
-    dagbag: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _dataproc_operator(dagbag: Any, monkeypatch: pytest.MonkeyPatch, api: Any, deferrable: bool = False) -> Any:
+    """train_models_full_dataset with its job and config for the Dataproc backend, on a fake API."""
     import airflow.providers.google.cloud.operators.dataproc as provider
-    from google.cloud.dataproc_v1 import JobStatus
 
     from sentiment_mlops.orchestration.config import load_airflow_config
+    from tests.fake_dataproc import FakeDataprocHook
 
     cfg = load_airflow_config(DATAPROC_VARS)
-    submitted: list[tuple] = []
-
-    class FakeDataprocHook:
-        project_id = None
-
-        def __init__(self, **kwargs: Any) -> None:
-            pass
-
-        def submit_job(self, *, job: dict, project_id: str, region: str, **kwargs: Any) -> Any:
-            from sentiment_mlops import jobs
-
-            jobs.validate_job(job)
-            submitted.append((job["reference"]["job_id"], project_id, region))
-            return type("J", (), {"reference": type("R", (), {"job_id": job["reference"]["job_id"]})()})()
-
-        def get_job(self, *, job_id: str, project_id: str, region: str, **kwargs: Any) -> Any:
-            return type("J", (), {"status": type("S", (), {"state": JobStatus.State.DONE})()})()
-
+    monkeypatch.setattr(FakeDataprocHook, "api", api)
     monkeypatch.setattr(provider, "DataprocHook", FakeDataprocHook)
     op = dagbag.dags["sentiment_ml_training_pipeline"].get_task("train_models_full_dataset")
-    monkeypatch.setattr(op, "job", _training_job(cfg))
-    monkeypatch.setattr(op, "sentiment_config", cfg.as_dict())
-    monkeypatch.setattr(op, "region", "placeholder")
-    ti = _TI()
-    assert op.execute({"ti": ti}) == "sentiment-training-full-tag1-t2"
-    assert submitted == [("sentiment-training-full-tag1-t2", "my-proj-123", "us-central1")]
+    for name, value in (("job", _training_job(cfg)), ("sentiment_config", cfg.as_dict()), ("region", "placeholder"),
+                        ("deferrable", deferrable), ("request_id", None)):  # fmt: skip
+        monkeypatch.setattr(op, name, value)
+    return op
+
+
+def test_training_operator_on_dataproc_submits_once_with_a_stable_request_id(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_dataproc import FakeDataprocApi
+
+    api = FakeDataprocApi()
+    op = _dataproc_operator(dagbag, monkeypatch, api)
+    ti = _TI("train_models_full_dataset")
+    assert op.execute({"ti": ti, "run_id": ti.run_id}) == "sentiment-training-full-tag1"
+    [request] = api.requests
+    assert (request.project_id, request.region) == ("my-proj-123", "us-central1")
+    assert request.job.reference.job_id == "sentiment-training-full-tag1"
+    assert len(request.request_id) == 40 and api.jobs["sentiment-training-full-tag1"].status.state.name == "DONE"
     links = [v for v in ti.pushed.values() if isinstance(v, dict) and "job_id" in v]  # the provider's job link
-    assert links and links[0]["job_id"] == "sentiment-training-full-tag1-t2" and links[0]["project_id"] == "my-proj-123"
+    assert links and links[0]["job_id"] == "sentiment-training-full-tag1" and links[0]["project_id"] == "my-proj-123"
+
+
+def test_training_retry_on_dataproc_attaches_or_resubmits(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attempt 1 submits and its worker dies (the job runs on); attempt 2 defers on that very job; when
+    that job fails, attempt 3 submits `-t3`; a lost submit response (AlreadyExists) attaches too."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tests.fake_dataproc import FakeDataprocApi, FakeDataprocHook
+
+    api = FakeDataprocApi()
+    op = _dataproc_operator(dagbag, monkeypatch, api, deferrable=True)
+    first = _TI("train_models_full_dataset", 1)
+    with pytest.raises(TaskDeferred) as deferred:  # submitted, RUNNING: the worker would now die
+        op.execute({"ti": first, "run_id": first.run_id})
+    assert deferred.value.trigger.job_id == "sentiment-training-full-tag1"
+
+    op = _dataproc_operator(dagbag, monkeypatch, api, deferrable=True)
+    second = _TI("train_models_full_dataset", 2)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": second, "run_id": second.run_id})
+    assert deferred.value.trigger.job_id == "sentiment-training-full-tag1"
+    assert len(api.requests) == 1 and list(api.jobs) == ["sentiment-training-full-tag1"]  # nothing resubmitted
+
+    api.set_state("sentiment-training-full-tag1", "ERROR")
+    op = _dataproc_operator(dagbag, monkeypatch, api)
+    third = _TI("train_models_full_dataset", 3)
+    assert op.execute({"ti": third, "run_id": third.run_id}) == "sentiment-training-full-tag1-t3"
+    assert [r.job.reference.job_id for r in api.requests] == [
+        "sentiment-training-full-tag1",
+        "sentiment-training-full-tag1-t3",
+    ]
+    assert api.requests[0].request_id != api.requests[1].request_id
+
+    # A submit whose response was lost: the job exists, this attempt's lookup missed it.
+    op = _dataproc_operator(dagbag, monkeypatch, api)
+    raced = dict(op.job, reference={"job_id": "sentiment-training-full-tag1-t4"})
+    FakeDataprocHook(api).submit_job(job=raced, project_id="my-proj-123", region="us-central1")
+    monkeypatch.setattr("sentiment_mlops.orchestration.operators.job_for_attempt", lambda find, job, n: (raced, None))
+    fourth = _TI("train_models_full_dataset", 4)
+    assert op.execute({"ti": fourth, "run_id": fourth.run_id}) == "sentiment-training-full-tag1-t4"
+    assert api.jobs["sentiment-training-full-tag1-t4"].status.state.name == "DONE" and len(api.jobs) == 3
 
 
 def test_training_operator_on_local_runs_local_jobs(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentiment_mlops.orchestration import tasks as dag_tasks
     from sentiment_mlops.orchestration.config import AirflowConfig
+    from sentiment_mlops.orchestration.tasks import common
 
     cfg = AirflowConfig(gcs_bucket="acme")
     runs: list[tuple] = []
     monkeypatch.setattr(
-        dag_tasks,
+        common,
         "run_job",
-        lambda c, job, **kw: runs.append((c.backend, job)) or {"job_id": job["reference"]["job_id"]},
+        lambda c, job, **kw: runs.append((c.backend, job, kw["attempt"])) or {"job_id": job["reference"]["job_id"]},
     )
     op = dagbag.dags["sentiment_ml_training_pipeline"].get_task("train_models_with_cv")
     monkeypatch.setattr(op, "job", _training_job(cfg))
     monkeypatch.setattr(op, "sentiment_config", cfg.as_dict())
-    assert op.execute({"ti": _TI()}) == "sentiment-training-full-tag1-t2"
-    assert runs[0][0] == "local" and runs[0][1]["reference"]["job_id"] == "sentiment-training-full-tag1-t2"
+    ti = _TI("train_models_with_cv", 2)
+    assert op.execute({"ti": ti, "run_id": ti.run_id}) == "sentiment-training-full-tag1"
+    assert runs[0][0] == "local" and runs[0][2].try_number == 2 and runs[0][2].task_id == "train_models_with_cv"
 
 
 # --- end to end: the real airflow CLI, spark-submit and MLflow server -----------------------------------
@@ -230,6 +299,31 @@ def _airflow(env: dict[str, str], *args: str, timeout: float = 300) -> subproces
         timeout=timeout,
         check=False,
     )
+
+
+LOGICAL_DATE = "2026-01-04T03:00:00+00:00"
+RERUN_DAG = """
+import json, sys
+from datetime import datetime
+from airflow.dag_processing.dagbag import DagBag
+folder, dag_id, when, conf = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
+run = DagBag(folder).get_dag(dag_id).test(run_after=when, logical_date=when, run_conf=conf)
+print("DAG RUN", getattr(run.state, "value", run.state))
+sys.exit(0 if run.state == "success" else 1)
+"""
+
+
+def _wait_for_running_job(jobs_dir: Path, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """True once the local runner has started a training job's process (False: the run ended or timed out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        for record in jobs_dir.glob("sentiment-training-full-*.json"):
+            with contextlib.suppress(ValueError, OSError):
+                data = json.loads(record.read_text())
+                if data["pid"] and data["state"] in ("PENDING", "RUNNING"):  # the state is refreshed on reads
+                    return True
+        time.sleep(1)
+    return False
 
 
 @pytest.mark.integration
@@ -257,9 +351,26 @@ def test_dags_test_sentiment_training_local_end_to_end(
         assert result.returncode == 0, result.stderr[-2000:]
 
     conf = {"input_path": str(sample_csv), "max_rows": 3000, "models": "lr,svc", "force_promote": True}
-    run = _airflow(env, "dags", "test", "sentiment_training_local", "-c", json.dumps(conf), timeout=900)
+    # The DAG run is killed (SIGKILL: no cleanup at all) once its training job runs, then run again. The
+    # CLI `airflow dags test` names each call's run after the current time, so this calls what it calls,
+    # DAG.test(), with a fixed run_after: the second call executes the same DAG run (same run_id) again,
+    # and train_models must attach to the job the killed run started, not start a second one.
+    args = [sys.executable, "-c", RERUN_DAG, str(DAGS_DIR), "sentiment_training_local", LOGICAL_DATE, json.dumps(conf)]
+    jobs_dir = sentiment_home / "run" / "jobs"
+    first = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        assert _wait_for_running_job(jobs_dir, first, timeout=600), "the first run never started its job"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
     output = run.stdout + run.stderr
-    assert run.returncode == 0 and "state=success" in output, output[-6000:]
+    assert run.returncode == 0 and "DAG RUN success" in output, output[-6000:]
+    assert "attaches to job sentiment-training-full-" in output, output[-6000:]
+    jobs = list(jobs_dir.glob("sentiment-training-full-*.json"))
+    assert [json.loads(j.read_text())["state"] for j in jobs] == ["DONE"]  # one job, attached to, DONE
 
     reports = list((sentiment_home / "buckets" / "e2e-sentiment-models" / "training").glob("*/training_report.md"))
     assert len(reports) == 1
@@ -276,8 +387,6 @@ def test_dags_test_sentiment_training_local_end_to_end(
     assert production is not None and production.run_id in {m["run_id"] for m in summary["models"].values()}
     artifacts = [a.path for a in client.list_artifacts(summary["parent_run_id"], "reports")]
     assert artifacts == ["reports/training_report.md"]
-    jobs = list((sentiment_home / "run" / "jobs").glob("sentiment-training-full-*-t1.json"))
-    assert [json.loads(j.read_text())["state"] for j in jobs] == ["DONE"]
 
     # A bad Variable fails the first task of a DAG, with the message naming it (real CLI, real Variables).
     assert _airflow(env, "variables", "set", "serving_deploy_mode", "prod").returncode == 0

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.fixtures_gcs import gcs_client_fixture, gcs_emulator_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "code" / "download_and_upload.py"
@@ -42,35 +42,6 @@ def zip_file(tmp_path: Path, csv_file: Path) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.write(csv_file, csv_file.name)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator() -> Iterator[str]:
-    """gcp-storage-emulator in memory, in this process; yields its URL."""
-    from gcp_storage_emulator.server import create_server
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def gcs(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    return storage.Client(project="test", credentials=AnonymousCredentials())
 
 
 def test_upload_to_gcs_emulator(dau: ModuleType, gcs, csv_file: Path, zip_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -209,3 +180,58 @@ def test_script_runs_standalone_without_kaggle(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "--local-file" in proc.stderr
+
+
+def test_reference_command_uploads_to_gcs_without_a_backend(
+    dau: ModuleType, gcs, zip_file: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """The original project's command, word for word (a stand-in kaggle CLI), with no backend
+    chosen anywhere: the files land in the GCS bucket, not in a local folder."""
+    _fake_kaggle(
+        tmp_path / "bin",
+        "import shutil, sys\nargs = sys.argv[1:]\n"
+        f"shutil.copy({str(zip_file)!r}, args[args.index('-p') + 1] + '/sentiment140.zip')\n",
+    )
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("SENTIMENT_BACKEND", raising=False)
+    monkeypatch.setenv("SENTIMENT_BUCKET_ROOT", str(tmp_path / "buckets"))
+    monkeypatch.chdir(tmp_path)
+    gcs.create_bucket("sentiment-bucket-raw")
+    rc = dau.main(
+        ["--dataset", "kazanova/sentiment140", "--gcs-bucket", "sentiment-bucket-raw",
+         "--output-dir", "data_raw/sentiment140", "--gcs-prefix", "data_raw/sentiment140", "--unzip"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    obj = "data_raw/sentiment140/training.1600000.processed.noemoticon.csv"
+    assert out.split() == [f"gs://sentiment-bucket-raw/{obj}"] and "copied to GCS" in err
+    assert gcs.bucket("sentiment-bucket-raw").blob(obj).download_as_bytes().decode("latin-1") == CSV_BODY
+    assert not (tmp_path / "buckets").exists()
+
+
+def test_gs_destination_goes_to_gcs_even_with_the_local_backend_set(
+    dau: ModuleType, gcs, csv_file: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SENTIMENT_BACKEND", "local")
+    monkeypatch.setenv("SENTIMENT_BUCKET_ROOT", str(tmp_path / "buckets"))
+    gcs.create_bucket("gs-dest-raw")
+    assert dau.main(["--gcs-bucket", "gs://gs-dest-raw", "--local-file", str(csv_file)]) == 0
+    assert [b.name for b in gcs.list_blobs("gs-dest-raw")] == [f"raw/{csv_file.name}"]
+    # a bare bucket name follows SENTIMENT_BACKEND=local, and the output says where it went
+    assert dau.main(["--gcs-bucket", "gs-dest-raw", "--local-file", str(csv_file)]) == 0
+    assert (tmp_path / "buckets" / "gs-dest-raw" / "raw" / csv_file.name).is_file()
+    assert "local backend's bucket folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "backend,bucket,env,expected",
+    [
+        (None, "sentiment-bucket-raw", {}, "dataproc"),
+        (None, "gs://b", {"SENTIMENT_BACKEND": "local"}, "dataproc"),
+        (None, "b", {"SENTIMENT_BACKEND": "local"}, "local"),
+        ("local", "gs://b", {}, "local"),
+        ("dataproc", "b", {"SENTIMENT_BACKEND": "local"}, "dataproc"),
+    ],
+)
+def test_destination_backend_rule(dau: ModuleType, backend, bucket, env, expected) -> None:  # type: ignore[no-untyped-def]
+    assert dau.destination_backend(backend, bucket, env) == expected

@@ -21,8 +21,8 @@ from pyspark.sql.types import (
 )
 
 from sentiment_mlops.backends.local.kafka_broker import KafkaBroker
-from sentiment_mlops.serving.kafka.python_source import read_kafka_stream
 from sentiment_mlops.serving.kafka.sink import send_dead_letters, write_json_messages
+from sentiment_mlops.serving.kafka.source_choice import read_kafka_stream
 from tests.fixtures_kafka import consume_all, kafka_broker_fixture, new_topic, produce  # noqa: F401
 
 pytestmark = [

@@ -14,14 +14,9 @@ from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from sentiment_mlops.backends.local.kafka_broker import KafkaBroker
-from sentiment_mlops.serving.kafka.python_source import (
-    KAFKA_SCHEMA,
-    KafkaPyStreamReader,
-    _split_limit,
-    jvm_class_loadable,
-    native_kafka_available,
-    read_kafka_stream,
-)
+from sentiment_mlops.serving.kafka.python_source import KAFKA_SCHEMA, KafkaPyStreamReader, _split_limit
+from sentiment_mlops.serving.kafka.source_choice import read_kafka_stream
+from sentiment_mlops.serving.kafka.spark_env import jvm_class_loadable, native_kafka_available
 from tests.fixtures_kafka import kafka_broker_fixture, new_topic, produce  # noqa: F401
 
 pytestmark = [

@@ -13,6 +13,7 @@ import pytest
 from sentiment_mlops.backends.local import jobs as local_jobs
 from sentiment_mlops.backends.local import jobs_cli as local_jobs_cli
 from sentiment_mlops.backends.local.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, JobError, LocalJobController
+from sentiment_mlops.backends.local.supervisor import session_members
 from sentiment_mlops.core.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -35,6 +36,7 @@ open(target, "w").write(json.dumps(out))
 spark.stop()
 """
 FAILING_SCRIPT = 'print("loading input"); raise ValueError("boom: the input has no text column")\n'
+OK_SCRIPT = 'print("nothing to do")\n'
 SLEEP_SCRIPT = """
 import os, sys, time
 open(sys.argv[1], "w").write(str(os.getpid()))
@@ -42,18 +44,21 @@ time.sleep(600)
 """
 
 
-@pytest.fixture(scope="module")
+# Each test gets its own home and controller and makes the jobs it looks at, so tests pass alone and
+# in any order.
+@pytest.fixture()
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("jobs_home")
     code = home / "buckets" / "test-code" / "jobs"
     code.mkdir(parents=True)
     (code / "spark_job.py").write_text(SPARK_SCRIPT)
+    (code / "ok.py").write_text(OK_SCRIPT)
     (code / "failing.py").write_text(FAILING_SCRIPT)
     (code / "sleeper.py").write_text(SLEEP_SCRIPT)
     return home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def ctl(home: Path) -> Iterator[LocalJobController]:
     controller = LocalJobController(Settings(backend="local", home=home))
     yield controller
@@ -90,6 +95,14 @@ def wait_for(ctl: LocalJobController, job_id: str, states: set[str], timeout: fl
             return record
         time.sleep(0.5)
     raise AssertionError(f"{job_id} still {ctl.get(job_id).state}; log:\n" + "\n".join(ctl.log_tail(job_id, 30)))
+
+
+def ended_jobs(ctl: LocalJobController) -> None:
+    """One DONE (done-1), one ERROR (error-1) and one CANCELLED (cancel-1) job."""
+    assert ctl.submit(job("done-1", "ok.py"), wait=True).state == DONE, "\n".join(ctl.log_tail("done-1", 30))
+    assert ctl.submit(job("error-1", "failing.py"), wait=True).state == ERROR
+    ctl.submit(job("cancel-1", "sleeper.py", ["/dev/null"], app="sentiment-serving"))
+    assert ctl.cancel("cancel-1", timeout=15).state == CANCELLED
 
 
 def test_build_command_maps_gs_uris_and_properties(ctl: LocalJobController, home: Path) -> None:
@@ -168,14 +181,29 @@ def test_cancel_kills_every_process_of_the_job(ctl: LocalJobController, home: Pa
     assert record.details == "cancelled by user"
     with pytest.raises(ProcessLookupError):
         os.kill(driver_pid, 0)
-    assert not local_jobs._session_members(record.pid)
+    assert not session_members(record.pid)
     assert ctl.get("cancel-1").state == CANCELLED  # a later refresh keeps it
     assert ctl.cancel("cancel-1").state == CANCELLED  # idempotent
 
 
-def test_ids_are_unique_and_validated(ctl: LocalJobController) -> None:
-    with pytest.raises(JobError, match="already exists"):
-        ctl.submit(job("error-1", "failing.py"))
+def test_a_repeated_submit_attaches_instead_of_starting_a_second_job(ctl: LocalJobController, home: Path) -> None:
+    first = ctl.submit(job("error-1", "failing.py"), wait=True)
+    assert first.state == ERROR
+    again = ctl.submit(job("error-1", "failing.py"), wait=True)
+    assert again.attached and again.state == ERROR and again.pid == first.pid  # no new process
+    assert len(list((home / "run" / "jobs").glob("error-1*.json"))) == 1
+
+    # Another process (a retried task) attaching to a running job waits for it, and cancels it when
+    # its own wait times out or is interrupted, as the first waiter would have.
+    marker = home / "attach.pid"
+    ctl.submit(job("attach-1", "sleeper.py", [str(marker)]))
+    other = LocalJobController(Settings(backend="local", home=home))
+    with pytest.raises(JobError, match="did not finish within 2s; cancelled"):
+        other.submit(job("attach-1", "sleeper.py", [str(marker)]), wait=True, timeout=2)
+    assert ctl.get("attach-1").state == CANCELLED
+
+
+def test_ids_are_validated(ctl: LocalJobController) -> None:
     with pytest.raises(JobError, match="invalid job id"):
         ctl.submit(job("bad id!", "failing.py"))
     generated = local_jobs.new_job_id({"labels": {"app": "sentiment-training"}})
@@ -183,8 +211,9 @@ def test_ids_are_unique_and_validated(ctl: LocalJobController) -> None:
 
 
 def test_list_filters(ctl: LocalJobController) -> None:
+    ended_jobs(ctl)
     ids = [r.job_id for r in ctl.list_jobs()]
-    assert {"done-1", "error-1", "cancel-1"} <= set(ids)
+    assert sorted(ids) == ["cancel-1", "done-1", "error-1"]
     assert [r.job_id for r in ctl.list_jobs("ERROR")] == ["error-1"]
     assert "done-1" in [r.job_id for r in ctl.list_jobs("inactive")]
     assert [r.job_id for r in ctl.list_jobs(label_filter={"case": "done"})] == ["done-1"]
@@ -214,6 +243,7 @@ def test_parse_filter() -> None:
 def test_cli_list_describe_kill_submit(
     ctl: LocalJobController, cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    ended_jobs(ctl)
     assert local_jobs_cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["JOB_ID", "TYPE", "STATUS", "SUBMITTED", "LABELS"]

@@ -38,6 +38,7 @@ def test_swap_reject_and_outage(tmp_path: Path) -> None:
     server = MlflowServer(data_dir=tmp_path / "mlflow", port=free_port()).start()
     try:
         mlflow.set_tracking_uri(server.url)
+        mlflow.set_experiment("watcher-test")  # not the active experiment id of an earlier test's server
         client = MlflowClient(server.url)
         client.create_registered_model(NAME)
         v1 = _new_version(client, "good one")

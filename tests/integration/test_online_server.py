@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sentiment_mlops.backends.local.mlflow_server import free_port
-from sentiment_mlops.online.spark_free_model import load_model
+from sentiment_mlops.online.model import load_model
 from tests.integration.test_spark_free_model import TrainedModels, trained_models
 
 pytestmark = pytest.mark.integration
@@ -37,20 +38,25 @@ MAX_TEXT_CHARS = 2000
 class ServerProcess:
     """One `python -m sentiment_mlops.online.server` on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str | None], log_path: Path, cwd: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        full_env = {
+        merged: dict[str, str | None] = {
             **os.environ,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             **env,
         }
+        full_env = {k: v for k, v in merged.items() if v is not None}  # None: unset it
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sentiment_mlops.online.server"], env=full_env, stdout=log, stderr=log
+                [sys.executable, "-m", "sentiment_mlops.online.server"],
+                env=full_env,
+                stdout=log,
+                stderr=log,
+                cwd=cwd,
             )
         self.client = httpx.Client(base_url=self.url, timeout=30.0)
 
@@ -159,7 +165,7 @@ def test_health_and_info(server: ServerProcess, registered: Registered) -> None:
     health = server.client.get("/health")
     assert health.status_code == 200
     assert health.json() == {
-        "status": "ok",
+        "status": "healthy",
         "model_name": registered.name,
         "model_uri": f"models:/{registered.name}@{ALIAS}",
         "model_version": version,
@@ -171,6 +177,9 @@ def test_health_and_info(server: ServerProcess, registered: Registered) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", info["loaded_at"])
     assert info["model_type"] == "LogisticRegression" and info["has_probability"] is True
     assert info["max_batch"] == MAX_BATCH
+    # The reference server's shape: `jq '.metadata.version'` works.
+    assert info["status"] == "loaded" and info["model_name"] == registered.name
+    assert info["metadata"]["version"] == version and info["metadata"]["status"] == "READY"
 
 
 def test_predict_and_invocations_agree_with_the_model(server: ServerProcess, registered: Registered) -> None:
@@ -178,12 +187,19 @@ def test_predict_and_invocations_agree_with_the_model(server: ServerProcess, reg
     local = load_model(registered.trained.runs_uri("logisticregression"), registered.trained.tracking_uri)
     texts = [t for t in registered.trained.texts if isinstance(t, str)][:40]
     expected = [
-        {"label": p.label, "sentiment": p.sentiment, "probability": p.probability} for p in local.predict(texts)
+        {
+            "label": p.label,
+            "sentiment": p.sentiment,
+            "probability": p.probability,
+            "confidence": p.probability if p.label == 1 else 1.0 - p.probability,
+        }
+        for p in local.predict(texts)
     ]
 
     one = server.client.post("/predict", json={"text": texts[0]})
     assert one.status_code == 200 and one.headers["X-Model-Version"] == version
     assert one.json() == {**expected[0], "model_name": registered.name, "model_version": version}
+    assert one.json()["confidence"] >= 0.5
 
     bodies = [
         split_body(texts),
@@ -198,7 +214,11 @@ def test_predict_and_invocations_agree_with_the_model(server: ServerProcess, reg
         resp = server.client.post("/invocations", json=body)
         assert resp.status_code == 200, (body.keys(), resp.text)
         assert resp.headers["X-Model-Version"] == version
-        assert resp.json() == {"predictions": expected}, body.keys()
+        assert resp.json() == {
+            "predictions": [e["sentiment"] for e in expected],  # MLflow's shape: one label per text
+            "details": expected,
+            "model_version": version,
+        }, body.keys()
     sentiments = {p["sentiment"] for p in expected}
     assert sentiments <= {"positive", "negative"}
 
@@ -226,6 +246,12 @@ def test_predict_and_invocations_agree_with_the_model(server: ServerProcess, reg
         ("/invocations", b'{"dataframe_split": {"columns": ["text"], "data": [[null]]}}', 422, "got null"),
         ("/invocations", b'{"dataframe_records": [{"text": true}]}', 422, "got boolean"),
         ("/invocations", ('{"instances": [' + ",".join(['"a"'] * (MAX_BATCH + 1)) + "]}").encode(), 413, "MAX_BATCH"),
+        ("/predict", b'{"text": ""}', 422, "text is empty"),
+        ("/predict", b'{"text": " \\t\\n "}', 422, "text is whitespace only"),
+        ("/invocations", b'{"instances": ["fine", "   "]}', 422, "text 1 is whitespace only"),
+        ("/predict", b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+        ("/predict", b'{"text": "a", "n": ' + b"9" * 5000 + b"}", 400, "digits"),
+        ("/invocations", b'{"instances": [' + b"1" * 4301 + b"]}", 400, "digits"),
     ],
 )
 def test_bad_requests_get_4xx_with_a_message(
@@ -249,7 +275,9 @@ def test_hot_swap_under_load(server: ServerProcess, registered: Registered) -> N
     """Requests keep flowing while the alias moves: no errors, and once /reload has returned every
     new request is answered by the new version."""
     old = serve(server, registered, "logisticregression")
-    new = registered.versions["randomforest"]
+    # LinearSVC, not RandomForest: a forest fit on the small test sample falls below the swap check's
+    # accuracy floor on clear tweets and is (rightly) refused.
+    new = registered.versions["linearsvc"]
     texts = [t for t in registered.trained.texts if isinstance(t, str)][:20]
     stop = threading.Event()
     results: list[list[tuple[float, int, str | None]]] = [[] for _ in range(4)]
@@ -419,7 +447,8 @@ def test_unavailable_until_a_usable_version_exists(
     )
     try:
         health = proc.wait_for(lambda r: r.status_code == 503)
-        assert health.json()["status"] == "unavailable" and health.json()["model_version"] is None
+        assert health.json()["status"] == "unhealthy" and health.json()["model_version"] is None
+        assert "reason" in health.json()
         pred = proc.client.post("/predict", json={"text": "hello"})
         assert pred.status_code == 503 and "no model loaded yet" in pred.json()["detail"]
         assert proc.client.get("/info").status_code == 503
@@ -436,13 +465,13 @@ def test_unavailable_until_a_usable_version_exists(
         assert retried.status_code == 503 and reason in retried.json()["detail"], retried.text
         assert proc.client.get("/health").status_code == 503
 
-        registered.point(registered.versions["randomforest"], alias)
+        registered.point(registered.versions["linearsvc"], alias)
         reload = proc.client.post("/reload")
         assert reload.status_code == 200 and reload.json()["changed"] is True, reload.text
         assert proc.client.get("/health").status_code == 200
         assert (
             proc.client.post("/predict", json={"text": "hello"}).json()["model_version"]
-            == (registered.versions["randomforest"])
+            == (registered.versions["linearsvc"])
         )
     finally:
         proc.stop()
@@ -455,7 +484,7 @@ def test_registry_down_answers_503_and_does_not_crash(tmp_path: Path) -> None:
         tmp_path / "dead.log",
     )
     try:
-        assert proc.wait_for(lambda r: r.status_code == 503).json()["status"] == "unavailable"
+        assert proc.wait_for(lambda r: r.status_code == 503).json()["status"] == "unhealthy"
         reload = proc.client.post("/reload", timeout=120)
         assert reload.status_code == 503 and "reload failed" in reload.json()["detail"]
         assert proc.client.post("/invocations", json={"instances": ["x"]}).status_code == 503
@@ -475,6 +504,193 @@ def test_bad_configuration_exits_with_a_message() -> None:
         [sys.executable, "-m", "sentiment_mlops.online.server"], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 2 and "MAX_BATCH must be an integer" in out.stderr
+
+
+class RegistryProxy:
+    """A TCP relay in front of the MLflow server, so a test can take the registry down under a
+    running online server: `down()` closes the listener and every relayed connection."""
+
+    def __init__(self, target_url: str) -> None:
+        host, port = target_url.removeprefix("http://").rstrip("/").split(":")
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed by down()
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def down(self) -> None:
+        try:  # close() alone does not wake a thread blocked in accept(): the port would keep listening
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_reload_storm_with_the_registry_down_never_slows_predictions(
+    registered: Registered, mlflow_server: str, tmp_path: Path
+) -> None:
+    """45 concurrent POST /reload against a dead registry: one reload runs in the background, the
+    others get 409 at once, and /predict keeps answering fast throughout."""
+    registered.point(registered.versions["logisticregression"])
+    proxy = RegistryProxy(mlflow_server)
+    proc = ServerProcess(
+        {
+            "MODEL_URI": f"models:/{registered.name}@{ALIAS}",
+            "MLFLOW_TRACKING_URI": proxy.url,
+            "RELOAD_INTERVAL_SECONDS": "0",
+        },
+        tmp_path / "storm.log",
+    )
+    try:
+        proc.wait_for(lambda r: r.status_code == 200)
+        proxy.down()
+        latencies: list[float] = []
+        predict_statuses: set[int] = set()
+        stop = threading.Event()
+
+        def predict_loop() -> None:
+            with httpx.Client(base_url=proc.url, timeout=30.0) as client:
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    resp = client.post("/predict", json={"text": "what a lovely day"})
+                    latencies.append(time.perf_counter() - started)
+                    predict_statuses.add(resp.status_code)
+
+        barrier = threading.Barrier(45)
+        reload_statuses: list[int] = []
+
+        def reload_once() -> None:
+            with httpx.Client(base_url=proc.url, timeout=120.0) as client:
+                barrier.wait()
+                reload_statuses.append(client.post("/reload").status_code)
+
+        predictors = [threading.Thread(target=predict_loop) for _ in range(2)]
+        reloaders = [threading.Thread(target=reload_once) for _ in range(45)]
+        for t in predictors + reloaders:
+            t.start()
+        for t in reloaders:
+            t.join(timeout=180)
+        time.sleep(1.0)  # and a little after
+        stop.set()
+        for t in predictors:
+            t.join(timeout=30)
+        assert len(reload_statuses) == 45 and set(reload_statuses) <= {409, 503}, sorted(reload_statuses)
+        assert reload_statuses.count(503) >= 1 and reload_statuses.count(409) >= 40
+        assert predict_statuses == {200}
+        latencies.sort()
+        p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(
+            f"\n/predict during the reload storm: n={len(latencies)} p50={p50 * 1000:.1f} ms "
+            f"p99={p99 * 1000:.1f} ms max={latencies[-1] * 1000:.1f} ms"
+        )
+        assert len(latencies) > 50 and p99 < 0.25
+        info = proc.client.get("/info").json()
+        assert info["reload"]["running"] is False and info["last_error"], info
+    finally:
+        proc.stop()
+        proxy.down()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_200_mb_chunked_body_is_cut_off_at_the_cap(server: ServerProcess) -> None:
+    rss_before = _rss_mb(server.process.pid)
+    chunk = b"x" * (1 << 20)
+    sent = 0
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        head = (
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        sock.sendall(head)
+        try:
+            while sent < 200 * (1 << 20):
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                sent += len(chunk)
+        except OSError:  # the server answered 413 and closed the connection
+            pass
+        try:
+            answer = sock.recv(65536)
+        except OSError:
+            answer = b""
+    rss_after = _rss_mb(server.process.pid)
+    print(
+        f"\n200 MB chunked body: sent {sent / (1 << 20):.0f} MB before the server closed; "
+        f"server RSS {rss_before:.0f} MB before, {rss_after:.0f} MB after"
+    )
+    assert sent < 100 * (1 << 20), "the server kept reading far past MAX_BODY_BYTES (10 MB)"
+    assert not answer or answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert rss_after - rss_before < 60
+    assert server.client.get("/health").status_code == 200
+
+
+def test_a_client_that_never_sends_headers_is_disconnected(
+    registered: Registered, mlflow_server: str, tmp_path: Path
+) -> None:
+    proc = ServerProcess(
+        {
+            "MODEL_URI": f"models:/{registered.name}@{ALIAS}",
+            "MLFLOW_TRACKING_URI": mlflow_server,
+            "HEADER_TIMEOUT_SECONDS": "1",
+        },
+        tmp_path / "slow.log",
+    )
+    try:
+        proc.wait_for(lambda r: r.status_code == 200)
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+            started = time.monotonic()
+            assert sock.recv(1024) == b""  # closed by the server
+            assert time.monotonic() - started < 5
+    finally:
+        proc.stop()
+
+
+def test_default_tracking_uri_is_the_documented_server(tmp_path: Path) -> None:
+    """MLFLOW_TRACKING_URI unset: http://127.0.0.1:5000, never an ./mlflow.db in the working folder."""
+    proc = ServerProcess(
+        {"MODEL_URI": "models:/whatever@production", "MLFLOW_TRACKING_URI": None, "RELOAD_INTERVAL_SECONDS": "0"},
+        tmp_path / "default.log",
+        cwd=tmp_path,
+    )
+    try:
+        proc.wait_for(lambda r: r.status_code in (200, 503))
+        assert proc.client.get("/info").json()["tracking_uri"] == "http://127.0.0.1:5000"
+        proc.client.post("/reload", timeout=120)
+        assert not list(tmp_path.glob("mlflow.db*")) and not (tmp_path / "mlruns").exists()
+    finally:
+        proc.stop()
 
 
 def _metric(text: str, series: str) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from sentiment_mlops.features.text_cleaning import cleaning_sql
-from sentiment_mlops.online import spark_free_model as sfm
+from sentiment_mlops.online import model as sfm
 from sentiment_mlops.training.model_catalog import MODEL_SPECS
 
 pytestmark = pytest.mark.integration
@@ -74,13 +74,12 @@ def trained_models(spark: Any, tracking_uri: str, sample_csv: Path) -> TrainedMo
     import mlflow
     import mlflow.spark
 
-    from sentiment_mlops.training import data_loading
-    from sentiment_mlops.training import job as training_job
+    from sentiment_mlops.training import data_loading, fitting, tracking
 
     labelled, _ = data_loading.load_labelled(spark, str(sample_csv))
     sample = data_loading.subsample(labelled, 1.0, TRAIN_ROWS, 42)
     train, val, test = data_loading.split_dataset(sample, 0.8, 0.1, 42)
-    results = training_job.train_models(spark, train, val, test, list(MODEL_SPECS), NUM_FEATURES)
+    results = fitting.train_models(spark, train, val, test, list(MODEL_SPECS), NUM_FEATURES)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(EXPERIMENT)
     run_ids: dict[str, str] = {}
@@ -89,8 +88,8 @@ def trained_models(spark: Any, tracking_uri: str, sample_csv: Path) -> TrainedMo
             mlflow.spark.log_model(
                 result.model,
                 "model",
-                signature=training_job.model_signature(),
-                pip_requirements=training_job.MODEL_PIP_REQUIREMENTS,
+                signature=tracking.model_signature(),
+                pip_requirements=tracking.MODEL_PIP_REQUIREMENTS,
             )
         run_ids[result.key] = run.info.run_id
     trained = TrainedModels(
@@ -162,7 +161,7 @@ def test_term_index_equals_spark_hashing_tf(spark) -> None:  # type: ignore[no-u
 
 def _same_probabilities(got: tuple[float, ...] | None, spark_probs: list[float], text: str | None) -> None:
     """Equal, or 1 ulp apart for the logistic model: its probability goes through exp(), Java's
-    Math.exp in Spark and the C library's here (the documented caveat of spark_free_model); a
+    Math.exp in Spark and the C library's here (the documented caveat of online.model); a
     margin of 1 ulp was seen on one real tweet in 400. Labels and margins are compared exactly."""
     assert got is not None and len(got) == len(spark_probs), text
     for a, b in zip(got, spark_probs, strict=True):
@@ -194,6 +193,7 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
         assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
         if has_probability:
             _same_probabilities(pred.probabilities, row["probability"].toArray().tolist(), text)
+            assert _within_ulp(pred.probability, row["probability"][1]), text
         else:
             assert "probability" not in row.asDict() and pred.probability is None
     assert {p.label for p in predictions} == {0, 1}  # both classes occur, so both branches are compared
@@ -203,7 +203,7 @@ def test_loads_and_predicts_without_a_jvm(trained: TrainedModels) -> None:
     """In a fresh interpreter: no SparkContext, no Java gateway, no child process."""
     code = f"""
 import json, os, sys
-from sentiment_mlops.online.spark_free_model import load_model
+from sentiment_mlops.online.model import load_model
 model = load_model({trained.runs_uri("logisticregression")!r}, {trained.tracking_uri!r})
 preds = model.predict(["what a lovely day", "worst day ever"])
 from pyspark import SparkContext
@@ -222,6 +222,10 @@ print(json.dumps({{"gateway": SparkContext._gateway is None, "children": childre
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"gateway": True, "children": [], "labels": result["labels"]}
     assert set(result["labels"]) <= {0, 1}
+
+
+def _within_ulp(a: float | None, b: float) -> bool:
+    return a is not None and abs(a - b) <= math.ulp(b)
 
 
 def test_linear_svc_outputs_no_probability(trained: TrainedModels) -> None:

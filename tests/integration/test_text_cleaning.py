@@ -10,8 +10,8 @@ from sentiment_mlops.features.text_cleaning import (
     clean_text,
     cleaner_for_sql,
     cleaning_sql,
-    cleaning_stage,
 )
+from sentiment_mlops.training.model_catalog import cleaning_stage
 
 CASES = {
     "@bob I LOVE this &amp; that!!! http://t.co/xyz": "i love this and that!!!",

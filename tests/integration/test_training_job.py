@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sentiment_mlops.core.storage import local_path
@@ -31,7 +32,24 @@ def first_run(spark, sample_csv: Path, mlflow_server: str, sentiment_home: Path)
         _args(sample_csv, mlflow_server, "gs://itest-models/run1", "--min-accuracy", "0.6")
     )
     training_job.validate_args(args)
-    return training_job.run_training(args, spark)
+    summary = training_job.run_training(args, spark)
+    # Read right away: other tests of this module (in random order) train and move the aliases again.
+    client = MlflowClient(mlflow_server)
+    summary.candidate_versions = {  # type: ignore[attr-defined]
+        key: client.get_model_version_by_alias(info["registered_model"], "candidate").version
+        for key, info in summary.models.items()
+    }
+    summary.production_versions = {  # type: ignore[attr-defined]
+        key: _alias_version(client, info["registered_model"], "production") for key, info in summary.models.items()
+    }
+    return summary
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
 
 
 def test_trains_registers_and_promotes_all_three(first_run, mlflow_server: str) -> None:
@@ -44,6 +62,16 @@ def test_trains_registers_and_promotes_all_three(first_run, mlflow_server: str) 
         assert set(info["validation"]) == {"accuracy", "precision", "recall", "f1", "auc"}
         artifacts = {a.path for a in client.list_artifacts(info["run_id"], "plots")}
         assert artifacts == {f"plots/confusion_matrix_{key}.png", f"plots/roc_{key}.png"}
+        # each algorithm's own model goes through the gate too, so the reference's custom model
+        # selection (serving_model_name=<base>-logisticregression, stage Production) finds a version
+        assert first_run.candidate_versions[key] == info["version"]
+        if info["test"]["accuracy"] >= 0.6:
+            assert info["promotion"]["promote"] is True
+            assert first_run.production_versions[key] == info["version"]
+        else:  # on 4,000 tweets a model can stay below the gate's minimum: then it gets no alias
+            assert "below the minimum" in info["promotion"]["reason"]
+            assert first_run.production_versions[key] is None
+    assert first_run.models[first_run.best_model]["promotion"]["promote"] is True
     assert first_run.promotion["promote"] is True
     best = client.get_model_version_by_alias(f"{BASE}-best", "production")
     assert best.run_id == first_run.models[first_run.best_model]["run_id"]

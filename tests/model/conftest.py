@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_mlops.online.spark_free_model import SparkFreeModel, load_spark_ml_dir
+from sentiment_mlops.online.model import SparkFreeModel, load_spark_ml_dir
 
 # The algorithm the training job picked as best on the sample (bench/train.py, README "Model quality").
 BEHAVIOUR_MODEL = "logisticregression"
@@ -29,14 +29,14 @@ def sanity_rows() -> list[tuple[int, str]]:
 
 @pytest.fixture(scope="session")
 def sample_model(spark, sample_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> SparkFreeModel:  # type: ignore[no-untyped-def]
-    from sentiment_mlops.training import data_loading, topic_split
+    from sentiment_mlops.training import data_loading, fitting, topic_split
     from sentiment_mlops.training import job as training_job
 
     labelled, _ = data_loading.load_labelled(spark, str(sample_csv))
     rest, _grouped = topic_split.split_by_topic(labelled, 0)  # train on everything, like the checks' users
     train, val, test = data_loading.split_dataset(rest, 0.98, 0.01, 42)
     defaults = training_job.build_arg_parser().parse_args(["--input", "x", "--output", "y"])
-    (result,) = training_job.train_models(spark, train, val, test, [BEHAVIOUR_MODEL], defaults.num_features)
+    (result,) = fitting.train_models(spark, train, val, test, [BEHAVIOUR_MODEL], defaults.num_features)
     path = tmp_path_factory.mktemp("behaviour-model") / "model"
     result.model.write().overwrite().save(str(path))
     return load_spark_ml_dir(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentiment_mlops.online.spark_free_model import SparkFreeModel
+from sentiment_mlops.online.model import SparkFreeModel
 from tests.model.conftest import sanity_rows
 
 pytestmark = pytest.mark.integration

@@ -192,10 +192,33 @@ def test_deploy_file_source_defaults_and_keep_existing(tmp_path: Path) -> None:
     proc = _run(DEPLOY, "--dry-run", "--keep-existing", env=env)
     assert proc.returncode == 0, proc.stderr
     submit = _submit_line(proc.stdout)
-    assert "--input-path=gs://acme-streaming-input/incoming" in submit and "--source-type=file" in submit
+    assert "--input-path=gs://acme-streaming-input" in submit and "--source-type=file" in submit
     assert "--checkpoint=gs://acme-checkpoint/streaming/file" in submit
     assert not any("spark.jars.packages" in a or a.startswith("--kafka") or a == "--write-kafka" for a in submit)
     assert "gcloud dataproc jobs list" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "flags", "writes_kafka"),
+    [
+        ("kafka", ("--write-kafka", "false"), False),  # the original deploy script's spelling
+        ("kafka", ("--write-kafka=no",), False),
+        ("file", ("--write-kafka", "true"), True),
+        ("file", ("--write-kafka", "--keep-existing"), True),  # bare flag: true, next flag kept
+    ],
+)
+def test_deploy_write_kafka_takes_true_or_false(tmp_path: Path, source: str, flags: tuple, writes_kafka: bool) -> None:
+    env = _clean_env(**SETTINGS, SERVING_SOURCE_TYPE=source, KAFKA_BOOTSTRAP_SERVERS="k1:9092", BUILD_DIR=str(tmp_path))
+    proc = _run(DEPLOY, "--dry-run", *flags, "--keep-existing", "true", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert ("--write-kafka" in _submit_line(proc.stdout)) is writes_kafka
+    assert "gcloud dataproc jobs list" not in proc.stdout  # --keep-existing true kept the running job
+
+
+def test_deploy_rejects_a_non_boolean_write_kafka_value(tmp_path: Path) -> None:
+    env = _clean_env(**SETTINGS, BUILD_DIR=str(tmp_path))
+    proc = _run(DEPLOY, "--dry-run", "--write-kafka=maybe", env=env)
+    assert proc.returncode != 0 and "expected true or false, got 'maybe'" in proc.stderr
 
 
 @pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud CLI not installed")

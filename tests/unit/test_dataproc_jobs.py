@@ -3,6 +3,7 @@ gcloud command submits exactly the same Job (checked by sending it to a fake Dat
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -99,6 +100,37 @@ def test_training_args_parse_with_the_training_jobs_own_parser() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "expected"),
+    [([], False), (["{flag}"], True), (["{flag}", "true"], True), (["{flag}", "false"], False),
+     (["{flag}=False"], False), (["{flag}=yes"], True), (["{flag}", "0"], False)],
+)  # fmt: skip
+def test_boolean_job_flags_take_true_or_false_as_the_original_scripts_pass_them(
+    given: list[str], expected: bool
+) -> None:
+    """`--write-kafka true` (the original deploy script), `--enable-cv false`, or the bare flag."""
+    from sentiment_mlops.serving import job as serving_job
+    from sentiment_mlops.training import job as training_job
+
+    serving = serving_job.build_arg_parser()
+    for flag in ("--write-kafka", "--include-features", "--available-now"):
+        argv = ["--output-path=o", "--checkpoint=c", *(g.format(flag=flag) for g in given), "--model-name", "m"]
+        ns = serving.parse_args(argv)
+        assert getattr(ns, flag[2:].replace("-", "_")) is expected and ns.model_name == "m"
+    training = training_job.build_arg_parser()
+    for flag in ("--enable-cv", "--enable-caching", "--force-promote"):
+        ns = training.parse_args(["--input=i", "--output=o", *(g.format(flag=flag) for g in given), "--seed", "7"])
+        assert getattr(ns, flag[2:].replace("-", "_")) is expected and ns.seed == 7
+
+
+def test_boolean_job_flags_reject_other_values(capsys: pytest.CaptureFixture[str]) -> None:
+    from sentiment_mlops.serving import job as serving_job
+
+    with pytest.raises(SystemExit):
+        serving_job.build_arg_parser().parse_args(["--output-path=o", "--checkpoint=c", "--write-kafka", "maybe"])
+    assert "expected true or false, got 'maybe'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     "overrides",
     [
         {"num_features": 0},
@@ -156,20 +188,36 @@ def test_serving_args_reject_inconsistent_settings(overrides: dict[str, Any], me
 
 
 def test_default_paths_and_names_match_the_airflow_dags() -> None:
-    """The CI scripts take their defaults from the builder; the DAGs from airflow_config/dag_tasks.
-    Both must point at the same data, model and checkpoints."""
+    """The CI scripts take their defaults from the builder; the DAGs from orchestration.config and
+    orchestration.tasks. Both must point at the same data, model and checkpoints."""
     from sentiment_mlops.orchestration import config as airflow_config
-    from sentiment_mlops.orchestration import tasks as dag_tasks
+    from sentiment_mlops.orchestration.tasks.common import serving_paths
+    from sentiment_mlops.orchestration.tasks.training import training_root
 
     default_input = airflow_config.AirflowConfig(gcs_bucket="acme").training_input_path
     assert jobs.training_paths("acme", "r1")["input"] == default_input
     for source in SOURCE_TYPES:
-        dag_paths = dag_tasks.serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme", serving_source_type=source))
+        dag_paths = serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme", serving_source_type=source))
         ours = jobs.serving_paths("acme", source)
         assert ours == {key: dag_paths[key] for key in ours}
-    assert jobs.training_paths("acme", "r1")["output"] == dag_tasks.training_root(
+    assert jobs.training_paths("acme", "r1")["output"] == training_root(
         airflow_config.AirflowConfig(gcs_bucket="acme"), "r1"
     )
+
+
+def test_serving_paths_are_the_buckets_the_original_gsutil_commands_use() -> None:
+    """`gsutil cp x.csv gs://B-streaming-input/` and `gsutil ls gs://B-predictions/predictions/`."""
+    from sentiment_mlops.orchestration import config as airflow_config
+    from sentiment_mlops.orchestration.tasks.common import serving_paths
+
+    paths = serving_paths(airflow_config.AirflowConfig(gcs_bucket="acme"))
+    assert paths["input"] == "gs://acme-streaming-input"
+    assert paths["output"] == "gs://acme-predictions"
+    assert paths["predictions"] == "gs://acme-predictions/predictions"
+    assert paths["metrics"] == "gs://acme-predictions/_metrics/batches"
+    assert paths["monitoring"] == "gs://acme-predictions/monitoring"
+    # nothing the jobs write lives in the input bucket, whose root every drop lands in
+    assert not any(p.startswith("gs://acme-streaming-input") for k, p in paths.items() if k != "input")
 
 
 def test_serving_paths_have_one_checkpoint_per_source_type() -> None:
@@ -368,6 +416,11 @@ def test_gcloud_command_refuses_what_it_cannot_express() -> None:
         jobs.job_to_gcloud_command(job, "us-central1")
 
 
+def _rest_json(job: dataproc_v1.Job) -> str:
+    """A Job as the REST API writes it: camelCase, enum names, no default values."""
+    return dataproc_v1.Job.to_json(job, use_integers_for_enums=False, always_print_fields_with_no_presence=False)
+
+
 class FakeDataproc:
     """A Dataproc REST endpoint on localhost that records submitted jobs, for running real gcloud."""
 
@@ -389,16 +442,38 @@ class FakeDataproc:
                 self._reply({"clusterName": name, "config": {"configBucket": "fake-staging"}})
 
             def do_POST(self) -> None:  # noqa: N802 - jobs:submit
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                fake.jobs.append(request["job"])
-                self._reply({**request["job"], "status": {"state": "PENDING"}})
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    job = fake.submit(body)
+                except ValueError as exc:  # what Dataproc answers to a malformed request
+                    self.send_error(400, str(exc))
+                    return
+                self._reply(json.loads(_rest_json(job)))
 
             def log_message(self, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.project_region: tuple[str, str] | None = None
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def submit(self, body: bytes) -> dataproc_v1.Job:
+        """A jobs:submit REST body, read strictly as a `SubmitJobRequest.job` (an unknown or mistyped
+        field raises ValueError, as Dataproc refuses it); returns the `dataproc_v1.Job` Dataproc would
+        hold, PENDING."""
+        request = json.loads(body)
+        if set(request) - {"job", "requestId"}:
+            raise ValueError(f"unknown request fields {sorted(set(request) - {'job', 'requestId'})}")
+        try:
+            job = dataproc_v1.Job.from_json(json.dumps(request["job"]))  # unknown fields raise here
+        except Exception as exc:
+            raise ValueError(f"not a dataproc_v1.Job: {exc}") from exc
+        if not job.placement.cluster_name or not job.pyspark_job.main_python_file_uri:
+            raise ValueError("a PySpark job needs placement.cluster_name and pyspark_job.main_python_file_uri")
+        job.status = dataproc_v1.JobStatus(state=dataproc_v1.JobStatus.State.PENDING)
+        self.jobs.append(request["job"])
+        return job
 
     def __enter__(self) -> FakeDataproc:
         self.thread.start()
@@ -447,6 +522,123 @@ def fake_dataproc() -> Iterator[FakeDataproc]:
 def assert_same_job(sent: dict[str, Any], job: dict[str, Any]) -> None:
     """gcloud's REST body (camelCase JSON) and the builder's dict are the same dataproc_v1.Job."""
     assert dataproc_v1.Job.from_json(json.dumps(sent)) == dataproc_v1.Job(**job)
+
+
+def _gcloud_list_value(text: str) -> list[str]:
+    """gcloud's list syntax (`gcloud topic escaping`): comma-separated, or `^D^` then D-separated."""
+    if text.startswith("^") and text.index("^", 1) == 2:
+        return text[3:].split(text[1])
+    return text.split(",")
+
+
+def _gcloud_dict_value(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in _gcloud_list_value(text))
+
+
+def gcloud_submit_pyspark_parser() -> argparse.ArgumentParser:
+    """The flags of `gcloud dataproc jobs submit pyspark` that job_to_gcloud_command may write; an
+    unknown flag is an error, as it is for gcloud."""
+    p = argparse.ArgumentParser(prog="gcloud dataproc jobs submit pyspark", exit_on_error=False)
+    p.add_argument("py_file")
+    p.add_argument("--cluster", required=True)
+    p.add_argument("--region", required=True)
+    p.add_argument("--project")
+    p.add_argument("--id")
+    for flag in ("--py-files", "--jars", "--files", "--archives"):
+        p.add_argument(flag, type=_gcloud_list_value)
+    p.add_argument("--properties", type=_gcloud_dict_value)
+    p.add_argument("--labels", type=_gcloud_dict_value)
+    p.add_argument("--max-failures-per-hour", type=int)
+    p.add_argument("--max-failures-total", type=int)
+    p.add_argument("--async", action="store_true")
+    return p
+
+
+def job_from_gcloud_command(argv: list[str]) -> tuple[dict[str, Any], str]:
+    """What gcloud would submit for `argv`: (the Job as a dict, the region)."""
+    assert argv[:5] == ["gcloud", "dataproc", "jobs", "submit", "pyspark"]
+    words = argv[5:]
+    job_args: list[str] = []
+    if "--" in words:
+        words, job_args = words[: words.index("--")], words[words.index("--") + 1 :]
+    ns = gcloud_submit_pyspark_parser().parse_args(words)
+    job: dict[str, Any] = {
+        "reference": {k: v for k, v in {"project_id": ns.project, "job_id": ns.id}.items() if v},
+        "placement": {"cluster_name": ns.cluster},
+        "pyspark_job": {"main_python_file_uri": ns.py_file, "args": job_args},
+    }
+    for flag, field in (("py_files", "python_file_uris"), ("jars", "jar_file_uris"), ("files", "file_uris")):
+        if getattr(ns, flag):
+            job["pyspark_job"][field] = getattr(ns, flag)
+    if ns.archives:
+        job["pyspark_job"]["archive_uris"] = ns.archives
+    if ns.properties:
+        job["pyspark_job"]["properties"] = ns.properties
+    if ns.labels:
+        job["labels"] = ns.labels
+    scheduling = {"max_failures_per_hour": ns.max_failures_per_hour, "max_failures_total": ns.max_failures_total}
+    if any(scheduling.values()):
+        job["scheduling"] = {k: v for k, v in scheduling.items() if v}
+    return job, ns.region
+
+
+def _jobs_for_gcloud() -> list[dict[str, Any]]:
+    training = jobs.training_job(
+        TARGET, _training_args(extra=["--note=a b, c", "--", "x=y"]), labels={"team": "ml"}, job_id="train-001"
+    )
+    serving = jobs.serving_job(
+        TARGET,
+        _serving_args(max_files_per_trigger=3),
+        kafka=True,
+        job_id="serve-001",
+        properties={"spark.jars.packages": "a:b:1"},
+        max_failures_per_hour=2,
+    )
+    return [training, serving, jobs.training_job(TARGET, _training_args())]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_gcloud_command_submits_the_builders_job_without_gcloud(index: int) -> None:
+    """The same equivalence as with real gcloud below, read with a parser of gcloud's flags, so it
+    runs everywhere (also where gcloud is not installed, as in CI)."""
+    job = _jobs_for_gcloud()[index]
+    for async_ in (False, True):
+        parsed, region = job_from_gcloud_command(jobs.job_to_gcloud_command(job, TARGET.region, async_=async_))
+        assert region == "us-central1"
+        assert dataproc_v1.Job(**parsed) == dataproc_v1.Job(**job)
+        with FakeDataproc() as fake:  # what an endpoint makes of it
+            submitted = fake.submit(json.dumps({"job": json.loads(_rest_json(dataproc_v1.Job(**parsed)))}).encode())
+        assert isinstance(submitted, dataproc_v1.Job)
+        assert submitted.status.state == dataproc_v1.JobStatus.State.PENDING
+        assert submitted.pyspark_job == dataproc_v1.Job(**job).pyspark_job
+
+
+def test_gcloud_list_syntax_round_trips_items_with_commas() -> None:
+    items = ["spark.jars.packages=a:b:1,c:d:2", "spark.x=1"]
+    from sentiment_mlops.jobs.gcloud import _gcloud_list
+
+    assert _gcloud_list_value(_gcloud_list(items)) == items
+    assert _gcloud_list_value(_gcloud_list(["a", "b"])) == ["a", "b"]
+    assert _gcloud_list(["a", "b"]) == "a,b"
+    assert _gcloud_list(["a,#", "b"]) == "^|^a,#|b"
+    assert _gcloud_list(["^a", "b"]) == "^#^^a#b"
+    with pytest.raises(ValueError, match="delimiter"):
+        _gcloud_list(["a,#|@~;%!+*"])
+
+
+def test_fake_dataproc_refuses_what_dataproc_refuses() -> None:
+    good = json.loads(_rest_json(dataproc_v1.Job(**_valid_job())))
+    with FakeDataproc() as fake:
+        assert fake.submit(json.dumps({"job": good}).encode()).reference.job_id == "train-001"
+        with pytest.raises(ValueError, match="dataproc_v1.Job"):
+            fake.submit(json.dumps({"job": {**good, "pysparkJobb": {}}}).encode())
+        with pytest.raises(ValueError, match="dataproc_v1.Job"):
+            fake.submit(json.dumps({"job": {**good, "labels": ["not", "a", "map"]}}).encode())
+        with pytest.raises(ValueError, match="cluster_name"):
+            fake.submit(json.dumps({"job": {k: v for k, v in good.items() if k != "placement"}}).encode())
+        with pytest.raises(ValueError, match="unknown request fields"):
+            fake.submit(json.dumps({"job": good, "jobb": {}}).encode())
+        assert len(fake.jobs) == 1
 
 
 @needs_gcloud

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -26,6 +27,9 @@ LOCAL_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.extraJavaOptions": "-Xss16m",  # Java regex recursion on long tweets
+    # Python workers connect back to the JVM within this time (default 15 s); on a loaded 2-core machine
+    # a new worker took longer and failed the stream with "Python worker failed to connect back".
+    "spark.python.authenticate.socketTimeout": "120s",
 }
 
 
@@ -59,9 +63,15 @@ def job_settings(spark: SparkSession) -> Settings:
     return load_settings(backend)
 
 
-def _fs_and_path(spark: SparkSession, uri: str):  # type: ignore[no-untyped-def]
+def jvm_of(spark: SparkSession) -> Any:
+    """The JVM gateway view of a live session (py4j's `sc._jvm`)."""
     jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
+    assert jvm is not None, "the Spark context has no JVM gateway (stopped session?)"
+    return jvm
+
+
+def _fs_and_path(spark: SparkSession, uri: str):  # type: ignore[no-untyped-def]
+    path = jvm_of(spark).org.apache.hadoop.fs.Path(uri)
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     return fs, path
 

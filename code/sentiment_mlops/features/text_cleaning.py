@@ -1,9 +1,11 @@
 """Tweet text cleaning, defined once and applied two ways.
 
-The rules become a Spark `SQLTransformer` stage inside the saved PipelineModel, so serving
-applies exactly what training applied without importing Python code on the executors. The same
-rules run in pure Python (:func:`clean_text`) for the Spark-free online server; the patterns use
-only syntax that Java and Python regexes read the same way (no \\b: Java's is not ASCII-only).
+The rules become a Spark SQL statement (:func:`cleaning_sql`), which training wraps in a
+`SQLTransformer` stage inside the saved PipelineModel, so serving applies exactly what training
+applied without importing Python code on the executors. The same rules run in pure Python
+(:func:`clean_text`) for the Spark-free online server; the patterns use only syntax that Java and
+Python regexes read the same way (no \\b: Java's is not ASCII-only). This module never imports
+pyspark: the online server imports it.
 
 Two versions exist. Models saved with the first (`CLEANING_RULES_V1`) stay servable: the
 Spark-free loader finds the version whose SQL equals the saved statement (:func:`cleaner_for_sql`).
@@ -15,12 +17,9 @@ domain (bench/train.py, README "Model quality"): "not good" no longer shares a f
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the Spark-free online server imports this module without pyspark
-    from pyspark.ml.feature import SQLTransformer
 
 RAW_TEXT_COL = "text"
 CLEAN_TEXT_COL = "clean_text"
@@ -82,7 +81,7 @@ def _sql_literal(value: str) -> str:
 
 
 def cleaning_sql(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL, rules: Rules = CLEANING_RULES) -> str:
-    """The SQLTransformer statement applying `rules` (default: the current version)."""
+    """The `SQLTransformer` statement applying `rules` (default: the current version) to `input_col`."""
     return f"SELECT *, {cleaning_expr(input_col, rules)} AS `{output_col}` FROM __THIS__"
 
 
@@ -92,13 +91,6 @@ def cleaning_expr(input_col: str = RAW_TEXT_COL, rules: Rules = CLEANING_RULES) 
     for pattern, replacement, _why in rules:
         expr = f"regexp_replace({expr}, {_sql_literal(pattern)}, {_sql_literal(replacement)})"
     return f"trim({expr})"
-
-
-def cleaning_stage(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL) -> SQLTransformer:
-    """The current rules as a Spark SQLTransformer stage."""
-    from pyspark.ml.feature import SQLTransformer
-
-    return SQLTransformer(statement=cleaning_sql(input_col, output_col))
 
 
 def _compile(rules: Rules) -> tuple[tuple[re.Pattern[str], str], ...]:
@@ -111,7 +103,7 @@ _COMPILED = {CLEANING_RULES_V1: _compile(CLEANING_RULES_V1), CLEANING_RULES_V2: 
 
 
 def clean_text(text: str | None, rules: Rules = CLEANING_RULES) -> str:
-    """Pure-Python twin of :func:`cleaning_stage` (same rules, same order)."""
+    """Pure-Python twin of :func:`cleaning_sql` with the same `rules` (same rules, same order)."""
     out = (text or "").lower()
     for pattern, replacement in _COMPILED[rules]:
         out = pattern.sub(replacement, out)
@@ -122,5 +114,5 @@ def cleaner_for_sql(statement: str) -> Callable[[str | None], str] | None:
     """The Python twin of a saved cleaning statement, or None when no known rule version made it."""
     for rules in (CLEANING_RULES_V2, CLEANING_RULES_V1):
         if statement == cleaning_sql(RAW_TEXT_COL, CLEAN_TEXT_COL, rules):
-            return lambda text, _rules=rules: clean_text(text, _rules)
+            return functools.partial(clean_text, rules=rules)
     return None

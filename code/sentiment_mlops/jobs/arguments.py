@@ -80,7 +80,7 @@ def training_args(
         f"--models={_require('models', models)}",
         f"--seed={int(seed)}",
     ]
-    # store_true flags in the job's parser: present or absent, never "=false".
+    # Boolean flags go bare when true and are left out when false (the job also takes `--flag true|false`).
     if enable_cv:
         args.append("--enable-cv")
     if enable_caching:

@@ -70,7 +70,9 @@ def _job_flags(job: Mapping[str, Any]) -> list[str]:
     return flags
 
 
-def job_to_gcloud_command(job: dict, region: str, project_id: str | None = None, async_: bool = False) -> list[str]:
+def job_to_gcloud_command(
+    job: dict[str, Any], region: str, project_id: str | None = None, async_: bool = False
+) -> list[str]:
     """The `gcloud dataproc jobs submit pyspark ...` argv (a list of words) that submits the same Job
     as the dict `job` in `region`. Raises ValueError for an invalid job, region or project, or a job
     field gcloud cannot express."""

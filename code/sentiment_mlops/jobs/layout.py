@@ -60,16 +60,22 @@ def training_paths(gcs_bucket: str, run_tag: str) -> dict[str, str]:
 def serving_paths(gcs_bucket: str, source_type: str = "file") -> dict[str, str]:
     """Where the serving job reads, writes and checkpoints: keys output, metrics, checkpoint, input.
 
+    The output is the predictions bucket's root, so predictions land in
+    `gs://{b}-predictions/predictions/date=YYYY-MM-DD/` with `quarantine/`, `_metrics/` and the
+    management DAG's `monitoring/` beside them, as the original project's documents show. The input
+    is the streaming-input bucket's root, where those documents drop files (`gsutil cp x.csv
+    gs://{b}-streaming-input/`); subfolders are read too. Nothing of the job's own lives in that
+    bucket (the checkpoint has a bucket of its own), so the root holds only users' drops.
     One checkpoint per source type: the checkpoint of a file stream cannot resume a Kafka stream.
     """
     check_source_type(source_type)
     names = bucket_names(gcs_bucket)
-    output = f"gs://{names['predictions']}/streaming"
+    output = f"gs://{names['predictions']}"
     return {
         "output": output,
         "metrics": f"{output}/_metrics/batches",
         "checkpoint": f"gs://{names['checkpoint']}/streaming/{source_type}",
-        "input": f"gs://{names['streaming_input']}/incoming",
+        "input": f"gs://{names['streaming_input']}",
     }
 
 

@@ -100,7 +100,7 @@ def _check_scheduling(scheduling: Any, problems: list[str]) -> None:
         problems.append(f"scheduling.max_failures_total must be 0-{_MAX_FAILURES_TOTAL}, got {total}")
 
 
-def validate_job(job: dict) -> dataproc_v1.Job:
+def validate_job(job: dict[str, Any]) -> dataproc_v1.Job:
     """Build the `google.cloud.dataproc_v1.Job` for the dict `job` and return it, after checking what
     the proto type does not: required fields, URIs, names and labels. Raises ValueError listing every
     problem found."""

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from sentiment_mlops.core.errors import ConfigError
-from sentiment_mlops.core.naming import DEFAULT_TRAINING_FILE, SOURCE_TYPES
+from sentiment_mlops.core.naming import DEFAULT_BUCKET, DEFAULT_TRAINING_FILE, SOURCE_TYPES
 from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
     BACKENDS,
     DEFAULT_KAFKA_INPUT_TOPIC,
@@ -51,7 +51,6 @@ GCP_CONN_ID = "google_cloud_default"
 DEPLOY_MODES = ("test", "production")
 
 DEFAULT_REGION = "us-central1"
-DEFAULT_BUCKET = "sentiment-mlops"
 DEFAULT_MLFLOW_URI = f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"
 DEFAULT_SERVING_STAGE = "Production"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"

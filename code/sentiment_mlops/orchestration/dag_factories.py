@@ -1,28 +1,32 @@
 """The TaskFlow tasks the training DAGs share (sentiment_ml_training_pipeline, sentiment_training_local).
 
 `training_tasks(dag_id)` builds them for one DAG; the DAG file declares its own tasks (how it trains) and
-the chain. Each task is a thin wrapper: the logic lives in sentiment_mlops.orchestration.tasks. Tasks pull the
-configuration `start` read from the Variables (`pulled_config`) rather than take it as an argument, so
-every graph stays a plain chain. Imported by the DAG files only (it needs Airflow).
+the chain. Each task is a thin wrapper: the logic lives in sentiment_mlops.orchestration.tasks.training
+(and .common). Tasks pull the configuration `start` read from the Variables (`pulled_config`) rather
+than take it as an argument, so every graph stays a plain chain. Imported by the DAG files only (it
+needs Airflow).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import task
 
-from sentiment_mlops.orchestration import tasks as dag_tasks
+from sentiment_mlops.orchestration import task_context
 from sentiment_mlops.orchestration.config import AirflowConfig, from_airflow_variables
+from sentiment_mlops.orchestration.tasks import common, reports, training
+
+log = logging.getLogger(__name__)
 
 START_TASK = "start"
 
 
 def pulled_config(ti: Any, task_id: str = START_TASK) -> tuple[AirflowConfig, dict[str, Any]]:
-    """The configuration the first task `task_id` read from the Variables, and all it returned."""
-    started = ti.xcom_pull(task_ids=task_id)
-    return AirflowConfig.from_dict(started["config"]), started
+    """The configuration the training DAG's first task read from the Variables, and all it returned."""
+    return task_context.pulled_config(ti, task_id)
 
 
 def build_training_jobs(
@@ -30,12 +34,12 @@ def build_training_jobs(
 ) -> tuple[AirflowConfig, dict[str, Any], dict[str, dict[str, Any]], dict[str, str | None]]:
     """What prepare_environment does in every training DAG: stage the job code, then build this run's
     training jobs from `start`'s input path and run tag and the `max_rows` and `models` params
-    (`options`: more dag_tasks.build_training_jobs arguments). Returns the config, the staged code's
-    URIs, the jobs by variant and their output URIs by variant."""
+    (`options`: more tasks.training.build_training_jobs arguments). Returns the config, the staged
+    code's URIs, the jobs by variant and their output URIs by variant."""
     cfg, started = pulled_config(context["ti"])
     params = context["params"]
-    uploaded = dag_tasks.prepare_environment(cfg)
-    jobs = dag_tasks.build_training_jobs(
+    uploaded = common.prepare_environment(cfg)
+    jobs = training.build_training_jobs(
         cfg,
         input_uri=started["input_path"],
         run_tag=started["run_tag"],
@@ -44,7 +48,7 @@ def build_training_jobs(
         dag_id=dag_id,
         **options,
     )
-    outputs = {variant: dag_tasks.job_arg(job, "--output") for variant, job in jobs.items()}
+    outputs = {variant: common.job_arg(job, "--output") for variant, job in jobs.items()}
     return cfg, uploaded, jobs, outputs
 
 
@@ -60,14 +64,13 @@ class TrainingTasks:
     send_completion_notification: Any
 
 
-def training_tasks(dag_id: str, *, backend_override: str | None = None) -> TrainingTasks:
-    """The shared training tasks for DAG `dag_id`; `backend_override` makes `start` ignore
-    SENTIMENT_BACKEND (the local development DAG passes "local")."""
+def _checks(backend_override: str | None) -> tuple[Any, Any, Any]:
+    """start (reads the Variables, names the run), validate_data and check_mlflow_connection."""
 
     @task(multiple_outputs=True)
     def start(**context: Any) -> dict[str, Any]:
         cfg = from_airflow_variables(backend_override=backend_override)  # fails here, naming a bad Variable
-        run_tag = dag_tasks.make_run_tag(context["run_id"], getattr(context["dag_run"], "run_after", None))
+        run_tag = task_context.run_tag(context)
         return {
             "config": cfg.as_dict(),
             "run_tag": run_tag,
@@ -77,19 +80,25 @@ def training_tasks(dag_id: str, *, backend_override: str | None = None) -> Train
     @task(multiple_outputs=True)
     def validate_data(**context: Any) -> dict[str, Any]:
         cfg, started = pulled_config(context["ti"])
-        return dag_tasks.validate_input(cfg, started["input_path"], min_rows=int(context["params"]["min_rows"]))
+        return common.validate_input(cfg, started["input_path"], min_rows=int(context["params"]["min_rows"]))
 
     @task
     def check_mlflow_connection(**context: Any) -> dict[str, Any]:
         cfg, _ = pulled_config(context["ti"])
-        return dag_tasks.check_mlflow(cfg)
+        return common.check_mlflow(cfg)
+
+    return start, validate_data, check_mlflow_connection
+
+
+def _results(dag_id: str) -> tuple[Any, Any, Any]:
+    """get_best_model_info, generate_training_report and send_completion_notification."""
 
     @task(multiple_outputs=True)
     def get_best_model_info(**context: Any) -> dict[str, Any]:
         cfg, _ = pulled_config(context["ti"])
         outputs = context["ti"].xcom_pull(task_ids="prepare_environment", key="outputs")
-        summaries = {v: dag_tasks.read_training_summary(cfg, uri) for v, uri in outputs.items()}
-        return dag_tasks.best_model_info(cfg, summaries)
+        summaries = {v: training.read_training_summary(cfg, uri) for v, uri in outputs.items()}
+        return training.best_model_info(cfg, summaries)
 
     @task
     def generate_training_report(**context: Any) -> dict[str, Any]:
@@ -97,13 +106,13 @@ def training_tasks(dag_id: str, *, backend_override: str | None = None) -> Train
         ti = context["ti"]
         outputs = ti.xcom_pull(task_ids="prepare_environment", key="outputs")
         best = ti.xcom_pull(task_ids="get_best_model_info")
-        return dag_tasks.generate_training_report(cfg, started["run_tag"], outputs, best)
+        return training.generate_training_report(cfg, started["run_tag"], outputs, best)
 
     @task
     def send_completion_notification(**context: Any) -> str:
         _, started = pulled_config(context["ti"])
         ti = context["ti"]
-        message = dag_tasks.completion_message(
+        message = reports.completion_message(
             dag_id,
             started["run_tag"],
             ti.xcom_pull(task_ids="validate_data"),
@@ -112,9 +121,17 @@ def training_tasks(dag_id: str, *, backend_override: str | None = None) -> Train
         )
         # No mail/chat integration is configured in this project: the message goes to the task log
         # and XCom, where an on_success_callback or a notifier can pick it up.
-        dag_tasks.log.info("NOTIFICATION: %s", message)
+        log.info("NOTIFICATION: %s", message)
         return message
 
+    return get_best_model_info, generate_training_report, send_completion_notification
+
+
+def training_tasks(dag_id: str, *, backend_override: str | None = None) -> TrainingTasks:
+    """The shared training tasks for DAG `dag_id`; `backend_override` makes `start` ignore
+    SENTIMENT_BACKEND (the local development DAG passes "local")."""
+    start, validate_data, check_mlflow_connection = _checks(backend_override)
+    get_best_model_info, generate_training_report, send_completion_notification = _results(dag_id)
     return TrainingTasks(
         start=start,
         validate_data=validate_data,

@@ -2,6 +2,11 @@
 
 Aliases are the current MLflow API. Users and older DAGs still say `--model-stage Production`;
 a stage word maps onto the alias of the same name in lower case (`Production` -> `production`).
+
+Resolution order for a stage word (`resolve_version`): the alias first, then the newest version
+in that legacy stage. The alias wins because our gate sets it; the stage fallback is for users
+who move a version to a stage in the MLflow UI or API, the original project's way, and expect
+it served. Deprecated stage APIs are asked for stages only when no alias exists.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import urllib.error
 import urllib.request
 import warnings
 from dataclasses import dataclass
-
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from sentiment_mlops.core.settings import PRODUCTION_ALIAS
+
+if TYPE_CHECKING:  # mlflow is imported where it is used: importing it also imports pyspark when
+    # installed, and the Spark-free online server imports this module
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -66,36 +73,97 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
 
 @dataclass(frozen=True)
 class ResolvedVersion:
+    """A registry version and how it was found: `via` is "alias", "stage" or "version"."""
+
     name: str
     version: str
     alias: str
     run_id: str | None
     source: str
+    via: str = "alias"
+    stage: str | None = None
 
     @property
     def uri(self) -> str:
+        """The exact version: what loaders use, so a moving alias cannot change it mid-load."""
         return f"models:/{self.name}/{self.version}"
+
+    @property
+    def requested_uri(self) -> str:
+        """The URI as the user asked for it: `models:/NAME@alias`, `models:/NAME/Production`, or the version."""
+        if self.via == "stage" and self.stage:
+            return f"models:/{self.name}/{self.stage}"
+        if self.via == "version":
+            return self.uri
+        return f"models:/{self.name}@{self.alias}"
+
+
+def stage_for(stage_or_alias: str) -> str | None:
+    """`production`/`Production` -> `Production`; None for anything that is not a legacy stage word."""
+    value = stage_or_alias.strip().title()
+    return value if value in LEGACY_STAGES else None
+
+
+_MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def newest_in_stage(client: MlflowClient, name: str, stage: str) -> ResolvedVersion | None:
+    """The highest version of `name` in legacy `stage` (MLflow's `models:/NAME/Stage` rule); None if none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            versions = client.get_latest_versions(name, stages=[stage])
+    except MlflowException as exc:
+        if exc.error_code in _MISSING:
+            return None
+        raise
+    except (AttributeError, NotImplementedError):  # stages removed upstream: aliases only
+        return None
+    if not versions:
+        return None
+    mv = max(versions, key=lambda v: int(v.version))
+    return ResolvedVersion(
+        name=name,
+        version=str(mv.version),
+        alias=alias_for(stage),
+        run_id=mv.run_id,
+        source=mv.source or "",
+        via="stage",
+        stage=stage,
+    )
 
 
 def resolve_version(client: MlflowClient, name: str, stage_or_alias: str) -> ResolvedVersion | None:
-    """The version an alias (or stage word, or version number) points at; None if unset."""
+    """The version to serve for an alias, stage word or version number; None if nothing matches.
+
+    A stage word resolves to its alias (`Production` -> `@production`) when that alias is set,
+    otherwise to the newest version in that stage (set in the MLflow UI or API)."""
+    from mlflow.exceptions import MlflowException
+
     value = stage_or_alias.strip()
+    via = "version" if value.isdigit() else "alias"
+    alias = value if value.isdigit() else alias_for(value)
     try:
         if value.isdigit():
             mv = client.get_model_version(name, value)
-            alias = value
         else:
-            alias = alias_for(value)
             mv = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise
-    return ResolvedVersion(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, source=mv.source)
+        if exc.error_code not in _MISSING:
+            raise
+        stage = None if value.isdigit() else stage_for(value)
+        return newest_in_stage(client, name, stage) if stage else None
+    return ResolvedVersion(
+        name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, source=mv.source or "", via=via
+    )
 
 
 def promote(client: MlflowClient, name: str, version: str, alias: str = PRODUCTION_ALIAS) -> None:
     """Point `alias` at `version`, and mirror it onto the legacy stage where MLflow still has stages."""
+    from mlflow.exceptions import MlflowException
+
     client.set_registered_model_alias(name, alias, version)
     stage = alias.title()
     if stage in LEGACY_STAGES:

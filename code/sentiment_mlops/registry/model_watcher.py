@@ -4,7 +4,9 @@ A background thread asks the registry which version an alias points at. A new ve
 off the request/batch path by the front end's `loader`, checked by its `smoke_check`, and only
 then swapped in with one reference assignment, so a reader always sees one whole `LoadedModel`.
 A version that fails to load or fails the check is rejected (and remembered, so it is not retried
-every poll) while the current one keeps serving. Registry errors back off exponentially.
+every poll) while the current one keeps serving. A load that failed because the registry or the
+artifact store could not be reached (:func:`is_transient_failure`) is not a verdict on the model: that
+version is tried again on the next poll. Registry errors back off exponentially.
 """
 
 from __future__ import annotations
@@ -16,15 +18,53 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
-
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sentiment_mlops.registry import lookups as registry
+
+if TYPE_CHECKING:  # imported when first used: see registry.lookups
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M")
+
+# Failure texts of HTTP clients (requests/urllib3 inside MLflow) when a server could not be reached or
+# answered "try later"; MLflow often re-raises those as a plain MlflowException carrying the text.
+_TRANSIENT_TEXTS = (
+    "max retries exceeded",
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "timed out",
+    "temporary failure in name resolution",
+    "temporarily unavailable",
+    "service unavailable",
+    "bad gateway",
+    "gateway timeout",
+    "too many requests",
+)
+_TRANSIENT_ERROR_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+_TRANSIENT_CLASS_NAMES = {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout", "URLError"}
+
+
+def is_transient_failure(exc: BaseException) -> bool:
+    """True when `exc` (or an exception it was raised from) says a server could not be reached or asked
+    to retry later, rather than that the model itself is broken."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        if type(current).__name__ in _TRANSIENT_CLASS_NAMES:
+            return True
+        if getattr(current, "error_code", None) in _TRANSIENT_ERROR_CODES:
+            return True
+        if any(text in str(current).lower() for text in _TRANSIENT_TEXTS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def prefer_fast_registry_failures() -> None:
@@ -50,6 +90,7 @@ class WatcherStats:
     reloads: int = 0
     reload_failures: int = 0
     registry_errors: int = 0
+    transient_load_failures: int = 0  # loads that failed on an unreachable server: retried next poll
     rejected_versions: dict[str, str] = field(default_factory=dict)  # version -> reason
     last_check_at: str | None = None
 
@@ -91,6 +132,8 @@ class ModelWatcher(Generic[M]):
         self._listeners.append(listener)
 
     def _client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
         return MlflowClient(tracking_uri=self.tracking_uri)
 
     def check_once(self) -> tuple[str | None, str | None, bool]:
@@ -112,19 +155,8 @@ class ModelWatcher(Generic[M]):
                 model = self._loader(resolved.uri)
                 self._smoke_check(model)
             except Exception as exc:  # any failure of a candidate keeps the current model serving
-                reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-                self.stats.reload_failures += 1
-                self.stats.rejected_versions[resolved.version] = reason
-                log.error(
-                    "rejected %s v%s (%s); still serving %s",
-                    self.name,
-                    resolved.version,
-                    reason,
-                    f"v{old.version}" if old else "nothing",
-                )
-                if old is None:
-                    raise
-                return old.version, old.version, False
+                self._record_failure(resolved.version, exc, old)
+                return old.version, old.version, False  # type: ignore[union-attr]  # old is set here
             new = LoadedModel(
                 model=model,
                 name=self.name,
@@ -145,6 +177,22 @@ class ModelWatcher(Generic[M]):
             for listener in self._listeners:
                 listener(old, new)
             return (old.version if old else None), new.version, True
+
+    def _record_failure(self, version: str, exc: Exception, old: LoadedModel[M] | None) -> None:
+        """Count a failed candidate: remembered as rejected unless a server could not be reached (then
+        it is tried again on the next poll). Re-raises when nothing serves yet."""
+        text = str(exc).strip()
+        reason = f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+        self.stats.reload_failures += 1
+        if is_transient_failure(exc):
+            self.stats.transient_load_failures += 1
+            log.warning("could not load %s v%s (%s): server unreachable, retried next poll", self.name, version, reason)
+        else:
+            self.stats.rejected_versions[version] = reason
+            serving = f"v{old.version}" if old else "nothing"
+            log.error("rejected %s v%s (%s); still serving %s", self.name, version, reason, serving)
+        if old is None:
+            raise exc
 
     def forget_rejected(self) -> None:
         """Let the next check retry versions rejected earlier (e.g. after an operator fixed them)."""
@@ -205,5 +253,6 @@ class ModelWatcher(Generic[M]):
             "reloads": self.stats.reloads,
             "reload_failures": self.stats.reload_failures,
             "registry_errors": self.stats.registry_errors,
+            "transient_load_failures": self.stats.transient_load_failures,
             "rejected_versions": dict(self.stats.rejected_versions),
         }

@@ -2,8 +2,8 @@
 the model the MLflow registry names, hot-swapped without stopping, written to date-partitioned
 Parquet exactly once (and optionally to a Kafka topic, at least once).
 
-Entry scripts: `code/streaming_serving_mlflow_hdfs_kafka_optimize.py` (and the basic
-`code/streaming_serving_mlflow_hdfs_kafka.py`, same code).
+Entry script: `code/streaming_serving_mlflow_hdfs_kafka_optimize.py` (Dataproc's, `SERVING_ENTRY`);
+`code/streaming_serving_mlflow_hdfs_kafka.py` is an alias of it.
 """
 
 from __future__ import annotations
@@ -23,16 +23,25 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
+from sentiment_mlops.core.cli_flags import add_bool_flag
 from sentiment_mlops.core.job_logging import configure_logging
 from sentiment_mlops.core.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAFKA_OUTPUT_TOPIC, DEFAULT_SERVING_MODEL
 from sentiment_mlops.core.spark_session import get_spark, job_settings
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
+from sentiment_mlops.registry.smoke_check import spark_smoke_check
+from sentiment_mlops.serving import crash_point
 from sentiment_mlops.serving import parsing as serving_parse
 from sentiment_mlops.serving import sinks as serving_sinks
 
 log = logging.getLogger("sentiment_mlops.serving")
+
+DESCRIPTION = (
+    "Streaming serving job: score CSV files dropped into a folder or JSON messages from Kafka with the model "
+    "the MLflow registry names, hot-swap it without stopping, and write the predictions to date-partitioned "
+    "Parquet (and optionally to a Kafka topic)."
+)
 
 # The same columns, types and order every batch, whatever model serves (see mlflow-spark notes:
 # a schema change between batches breaks readers of the Parquet folder).
@@ -51,18 +60,19 @@ OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prediction_timestamp", "timestamp"),
     ("batch_id", "bigint"),
 )
-QUARANTINE_COLUMNS = ("source", "source_row", "raw", "error", "quarantined_at")  # + date, batch_id folders
-SMOKE_TEXTS = ("i love this, what a great day", "this is terrible and i hate it")
+QUARANTINE_COLUMNS = ("source", "source_row", "raw", "error", "quarantined_at")  # + stream, batch_id, date
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=DESCRIPTION)
     p.add_argument("--source-type", choices=("file", "kafka"), default="file")
-    p.add_argument("--input-path", help="folder watched for new CSV files (file source; gs:// or local)")
+    p.add_argument(
+        "--input-path", help="folder (or bucket root) watched for new CSV files, subfolders included (file source)"
+    )
     p.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     p.add_argument("--kafka-topic", default=DEFAULT_KAFKA_INPUT_TOPIC)
     p.add_argument("--starting-offsets", default="earliest", help="Kafka: earliest | latest | JSON offsets")
-    p.add_argument("--output-path", required=True)
+    p.add_argument("--output-path", required=True, help="predictions go to {output-path}/predictions/date=YYYY-MM-DD/")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
     p.add_argument("--model-name", default=DEFAULT_SERVING_MODEL)
@@ -70,7 +80,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-flavor", choices=("spark", "pyfunc"), default="spark")
     p.add_argument("--batch-interval-seconds", type=int, default=30)
     p.add_argument("--reload-interval-seconds", type=int, default=300)
-    p.add_argument("--write-kafka", action="store_true")
+    add_bool_flag(p, "--write-kafka", "also write the predictions to --kafka-output-topic")
     p.add_argument("--kafka-output-bootstrap", default=None, help="default: --kafka-bootstrap")
     p.add_argument("--kafka-output-topic", default=DEFAULT_KAFKA_OUTPUT_TOPIC)
     p.add_argument("--dead-letter-topic", default=None, help="Kafka topic for quarantined messages")
@@ -78,9 +88,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-path", default=None, help="default: {output-path}/_metrics/batches")
     p.add_argument("--max-files-per-trigger", type=int, default=None)
     p.add_argument("--max-offsets-per-trigger", type=int, default=None)
-    p.add_argument("--include-features", action="store_true", help="also write the TF-IDF feature vectors")
+    add_bool_flag(p, "--include-features", "also write the TF-IDF feature vectors")
     p.add_argument("--run-seconds", type=float, default=0, help="stop after this long (0 = run until stopped)")
-    p.add_argument("--available-now", action="store_true", help="process what is there, then stop")
+    add_bool_flag(p, "--available-now", "process what is there, then stop")
     return p
 
 
@@ -100,11 +110,11 @@ def validate_args(args: argparse.Namespace) -> None:
 # --- the model -------------------------------------------------------------------------------
 
 
-def spark_model_loader(spark: SparkSession, flavor: str):  # type: ignore[no-untyped-def]
+def spark_model_loader(spark: SparkSession, flavor: str):
     """uri -> a function DataFrame(text, ...) -> DataFrame with prediction/probability/raw_score."""
     import mlflow
 
-    def load(uri: str):  # type: ignore[no-untyped-def]
+    def load(uri: str):
         if flavor == "pyfunc":
             udf = mlflow.pyfunc.spark_udf(spark, model_uri=uri, result_type="double", env_manager="local")
 
@@ -133,19 +143,6 @@ def spark_model_loader(spark: SparkSession, flavor: str):  # type: ignore[no-unt
         return score_spark
 
     return load
-
-
-def smoke_check(spark: SparkSession):  # type: ignore[no-untyped-def]
-    """A candidate model must score two known texts into 0/1 before it may serve."""
-
-    def check(score) -> None:  # type: ignore[no-untyped-def]
-        df = spark.createDataFrame([(t,) for t in SMOKE_TEXTS], "text string")
-        rows = score(df).select("prediction").collect()
-        values = {float(r[0]) if r[0] is not None else None for r in rows}
-        if len(rows) != len(SMOKE_TEXTS) or not values <= {0.0, 1.0}:
-            raise ValueError(f"smoke prediction gave {sorted(map(str, values))}, expected 0/1")
-
-    return check
 
 
 # --- one micro-batch ------------------------------------------------------------------------
@@ -178,8 +175,8 @@ class ServingState:
 
 
 def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now: datetime, include_features: bool):
-    """Good rows of a parsed batch -> the fixed output columns (`date`, `stream` and `batch_id` are
-    folder names: see serving_sinks)."""
+    """Good rows of a parsed batch -> the fixed output columns (serving_sinks adds `stream`; `date`
+    is the folder name)."""
     good = parsed.filter(F.col("error").isNull()).select(
         "id", "text", "label", "event_timestamp", "source", "source_row"
     )
@@ -203,10 +200,97 @@ def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now
     )
 
 
+def batch_latency(predictions: DataFrame) -> tuple[float | None, float | None]:
+    """Average and maximum seconds from event to prediction over the batch (None when no row has an
+    event timestamp)."""
+    lat = (
+        predictions.select(
+            (F.col("prediction_timestamp").cast("double") - F.col("event_timestamp").cast("double")).alias("l")
+        )
+        .agg(F.avg("l"), F.max("l"))
+        .first()
+    )
+    return (round(float(lat[0]), 3), round(float(lat[1]), 3)) if lat and lat[0] is not None else (None, None)
+
+
+def write_predictions(state: ServingState, predictions: DataFrame, date: str, stream: str, batch_id: int) -> None:
+    """Parquet for the batch (and the Kafka topic with --write-kafka)."""
+    # the sink writes batch_id (after stream) itself, so every output has the same trailing columns
+    serving_sinks.write_batch_parquet(predictions.drop("batch_id"), state.output_base, date, stream, batch_id)
+    if state.args.write_kafka:
+        from sentiment_mlops.serving.kafka.sink import write_json_messages
+
+        write_json_messages(
+            predictions.drop("features"), state.args.kafka_output_bootstrap, state.args.kafka_output_topic
+        )
+
+
+def score_and_write(
+    state: ServingState, parsed: DataFrame, current: LoadedModel[Any], stats: BatchStats, now: datetime, stream: str
+) -> None:
+    """Score the good rows, write them; sets `stats.predicted` and the latency fields."""
+    date = now.strftime("%Y-%m-%d")
+    predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features).cache()
+    try:
+        stats.predicted = predictions.count()
+        if stats.predicted:
+            write_predictions(state, predictions, date, stream, stats.batch_id)
+            stats.latency_s_avg, stats.latency_s_max = batch_latency(predictions)
+    finally:
+        predictions.unpersist()
+
+
+def quarantine_bad_rows(state: ServingState, parsed: DataFrame, now: datetime, stream: str, batch_id: int) -> int:
+    """Write the rows that failed parsing to the quarantine folder (and the dead-letter topic when
+    reading Kafka with --dead-letter-topic); returns their count."""
+    bad = parsed.filter(F.col("error").isNotNull())
+    count = bad.count()
+    if not count:
+        return 0
+    quarantine = bad.select(
+        "source", "source_row", "raw", "error",
+        F.lit(now).cast("timestamp").alias("quarantined_at"),
+    )  # fmt: skip
+    serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, now.strftime("%Y-%m-%d"), stream, batch_id)
+    log.warning("batch %d: %d rows quarantined under %s", batch_id, count, state.quarantine_base)
+    if state.args.dead_letter_topic and state.args.source_type == "kafka":
+        from sentiment_mlops.serving.kafka.sink import send_dead_letters
+
+        send_dead_letters(
+            [r.asDict() for r in quarantine.collect()],
+            state.args.kafka_output_bootstrap,
+            state.args.dead_letter_topic,
+        )
+    return count
+
+
+def record_batch(state: ServingState, spark: SparkSession, stats: BatchStats, model_name: str, stream: str) -> None:
+    """The batch's metrics file, the running totals and the log line."""
+    # Written inside the batch, so it is committed (or replayed and overwritten) with it.
+    serving_sinks.write_batch_metrics(
+        spark, state.metrics_base, stream, stats.batch_id, metrics_record(stats, model_name, stream)
+    )
+    with state.lock:
+        state.totals["predicted"] += stats.predicted
+        state.totals["quarantined"] += stats.quarantined
+        state.totals["batches"] += 1
+    log.info(
+        "batch %d: %d rows in, %d predicted, %d quarantined, model v%s, %.2fs",
+        stats.batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.model_version, stats.seconds,
+    )  # fmt: skip
+
+
+def _run_batch(state: ServingState, spark: SparkSession, df: DataFrame, batch_id: int) -> None:
+    """foreachBatch's callback: process the batch (its stats go to the batch metrics, not to Spark)."""
+    process_batch(state, spark, df, batch_id)
+
+
 def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame, batch_id: int) -> BatchStats:
+    """One micro-batch (foreachBatch): parse, score the good rows with the current model, quarantine
+    the rest, record metrics. Earlier attempts of the same batch id are deleted first, so a replay
+    overwrites instead of duplicating. Returns the batch's counts and timings."""
     started = time.perf_counter()
     now = datetime.now(UTC).replace(tzinfo=None)
-    date = now.strftime("%Y-%m-%d")
     current = state.watcher.current  # read once: the whole batch uses this version
     if current is None:
         raise RuntimeError("no model loaded")
@@ -219,69 +303,14 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
         stats = BatchStats(batch_id=batch_id, model_version=current.version, started_at=now.isoformat())
         for base in (state.output_base, state.quarantine_base):
             serving_sinks.delete_earlier_attempts(spark, base, stream, batch_id)
-
-        predictions = score_batch(parsed, current, batch_id, now, state.args.include_features).cache()
-        try:
-            stats.predicted = predictions.count()
-            if stats.predicted:
-                # batch_id is in the folder name; a column of the same name would clash for readers
-                serving_sinks.write_batch_parquet(
-                    predictions.drop("batch_id"), state.output_base, date, stream, batch_id
-                )
-                lat = (
-                    predictions.select(
-                        (F.col("prediction_timestamp").cast("double") - F.col("event_timestamp").cast("double")).alias(
-                            "l"
-                        )
-                    )
-                    .agg(F.avg("l"), F.max("l"))
-                    .first()
-                )
-                stats.latency_s_avg, stats.latency_s_max = (
-                    (round(float(lat[0]), 3), round(float(lat[1]), 3)) if lat and lat[0] is not None else (None, None)
-                )
-                if state.args.write_kafka:
-                    from sentiment_mlops.serving.kafka.sink import write_json_messages
-
-                    write_json_messages(
-                        predictions.drop("features"), state.args.kafka_output_bootstrap, state.args.kafka_output_topic
-                    )
-        finally:
-            predictions.unpersist()
-
-        bad = parsed.filter(F.col("error").isNotNull())
-        stats.quarantined = bad.count()
-        if stats.quarantined:
-            quarantine = bad.select(
-                "source", "source_row", "raw", "error",
-                F.lit(now).cast("timestamp").alias("quarantined_at"),
-            )  # fmt: skip
-            serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, date, stream, batch_id)
-            log.warning("batch %d: %d rows quarantined under %s", batch_id, stats.quarantined, state.quarantine_base)
-            if state.args.dead_letter_topic and state.args.source_type == "kafka":
-                from sentiment_mlops.serving.kafka.sink import send_dead_letters
-
-                send_dead_letters(
-                    [r.asDict() for r in quarantine.collect()],
-                    state.args.kafka_output_bootstrap,
-                    state.args.dead_letter_topic,
-                )
+        score_and_write(state, parsed, current, stats, now, stream)
+        stats.quarantined = quarantine_bad_rows(state, parsed, now, stream, batch_id)
     finally:
         parsed.unpersist()
     stats.rows_in = stats.predicted + stats.quarantined
     stats.seconds = round(time.perf_counter() - started, 3)
-    # Written inside the batch, so it is committed (or replayed and overwritten) with it.
-    serving_sinks.write_batch_metrics(
-        spark, state.metrics_base, stream, batch_id, metrics_record(stats, current.name, stream)
-    )
-    with state.lock:
-        state.totals["predicted"] += stats.predicted
-        state.totals["quarantined"] += stats.quarantined
-        state.totals["batches"] += 1
-    log.info(
-        "batch %d: %d rows in, %d predicted, %d quarantined, model v%s, %.2fs",
-        batch_id, stats.rows_in, stats.predicted, stats.quarantined, stats.model_version, stats.seconds,
-    )  # fmt: skip
+    record_batch(state, spark, stats, current.name, stream)
+    crash_point.after_write(batch_id)  # tests only; a no-op unless SENTIMENT_TEST_CRASH_AFTER_WRITE is set
     return stats
 
 
@@ -307,10 +336,10 @@ class ProgressLogListener(StreamingQueryListener):
 
     last_batch_id: int = -1
 
-    def onQueryStarted(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryStarted(self, event) -> None:
         log.info("streaming query started: id=%s run=%s", event.id, event.runId)
 
-    def onQueryProgress(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryProgress(self, event) -> None:
         p = event.progress
         self.last_batch_id = p.batchId
         if p.numInputRows:
@@ -320,10 +349,10 @@ class ProgressLogListener(StreamingQueryListener):
                 (p.durationMs or {}).get("triggerExecution"),
             )  # fmt: skip
 
-    def onQueryIdle(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryIdle(self, event) -> None:
         pass
 
-    def onQueryTerminated(self, event) -> None:  # type: ignore[no-untyped-def]
+    def onQueryTerminated(self, event) -> None:
         log.info("streaming query terminated: %s", event.exception or "stopped")
 
 
@@ -357,7 +386,7 @@ def start_query(spark: SparkSession, args: argparse.Namespace, state: ServingSta
     writer = (
         stream.writeStream.queryName(f"sentiment-serving-{args.source_type}")
         .option("checkpointLocation", resolve_uri(args.checkpoint, settings))
-        .foreachBatch(lambda df, batch_id: process_batch(state, spark, df, batch_id))
+        .foreachBatch(lambda df, batch_id: _run_batch(state, spark, df, batch_id))
     )
     writer = (
         writer.trigger(availableNow=True)
@@ -374,7 +403,7 @@ def build_state(spark: SparkSession, args: argparse.Namespace) -> ServingState:
         name=args.model_name,
         stage_or_alias=args.model_stage,
         loader=spark_model_loader(spark, args.model_flavor),
-        smoke_check=smoke_check(spark),
+        smoke_check=spark_smoke_check(spark, passthrough=("id", "source")),
         poll_seconds=args.reload_interval_seconds,
     )
     return ServingState(
@@ -409,7 +438,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
     finally:
         state.watcher.stop()
         # Progress events arrive asynchronously; let the last one land before the callback goes.
-        last = (query.lastProgress or {}).get("batchId", -1)
+        progress: dict[str, Any] = query.lastProgress or {}
+        last = int(progress.get("batchId", -1))
         deadline = time.monotonic() + 5
         while listener.last_batch_id < last and time.monotonic() < deadline:
             time.sleep(0.1)

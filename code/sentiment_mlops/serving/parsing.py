@@ -175,7 +175,7 @@ def parse_kafka_message(
 
 
 @cache
-def _arrow_schema():  # type: ignore[no-untyped-def]
+def _arrow_schema():
     """PARSED_SCHEMA as Arrow (what mapInArrow must yield); built on first use on the executors."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -186,12 +186,12 @@ def _utc_naive(ts: datetime | None) -> datetime | None:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts is not None and ts.tzinfo else ts
 
 
-def records_to_arrow(records: list[Record]):  # type: ignore[no-untyped-def]
+def records_to_arrow(records: list[Record]):
     """PARSED_SCHEMA records -> one Arrow batch (naive timestamps are UTC)."""
     import pyarrow as pa
 
     schema = _arrow_schema()
-    columns = list(zip(*records, strict=True)) if records else [() for _ in schema]
+    columns: list[tuple[Any, ...]] = list(zip(*records, strict=True)) if records else [() for _ in schema]
     columns[3] = tuple(_utc_naive(ts) for ts in columns[3])
     return pa.RecordBatch.from_arrays(
         [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)], schema=schema
@@ -205,7 +205,7 @@ def records_to_arrow(records: list[Record]):  # type: ignore[no-untyped-def]
 def parse_file_batch(files: DataFrame) -> DataFrame:
     """binaryFile rows (path, modificationTime, content) -> PARSED_SCHEMA rows."""
 
-    def parse(batches):  # type: ignore[no-untyped-def]
+    def parse(batches):
         for batch in batches:
             cols = batch.to_pydict()
             records = [
@@ -221,7 +221,7 @@ def parse_file_batch(files: DataFrame) -> DataFrame:
 def parse_kafka_batch(messages: DataFrame) -> DataFrame:
     """Kafka rows (value, topic, partition, offset, timestamp) -> PARSED_SCHEMA rows."""
 
-    def parse(batches):  # type: ignore[no-untyped-def]
+    def parse(batches):
         for batch in batches:
             c = batch.to_pydict()
             rows = zip(c["value"], c["topic"], c["partition"], c["offset"], c["timestamp"], strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.ml import Estimator, Pipeline
 from pyspark.ml.classification import LinearSVC, LogisticRegression, RandomForestClassifier
@@ -12,7 +13,7 @@ from pyspark.ml.param import Param
 from pyspark.ml.tuning import ParamGridBuilder
 
 from sentiment_mlops.features.terms import BIGRAMS_COL, FILTERED_TOKENS_COL, NGRAM_N, TERMS_COL, terms_sql
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, cleaning_stage
+from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, cleaning_sql
 
 FEATURES_COL = "features"
 LABEL_COL = "label"
@@ -26,6 +27,11 @@ KEPT_STOP_WORDS = frozenset(
      "most", "only", "again", "against", "off", "out", "up", "down", "over", "under", "all", "can", "will",
      "just", "should", "now", "don", "t", "but", "what", "why", "how"}
 )  # fmt: skip
+
+
+def cleaning_stage(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL) -> SQLTransformer:
+    """The cleaning rules of features.text_cleaning as the pipeline's first stage."""
+    return SQLTransformer(statement=cleaning_sql(input_col, output_col))
 
 
 def stop_words() -> list[str]:
@@ -67,7 +73,7 @@ class ModelSpec:
     key: str  # suffix of the registered model name
     display_name: str
     build: Callable[[int], Estimator]  # seed -> estimator with the default params
-    grid: Callable[[Estimator], list[dict[Param, object]]]
+    grid: Callable[[Any], list[dict[Param, object]]]  # the estimator build() made: its own params
     has_probability: bool
 
 

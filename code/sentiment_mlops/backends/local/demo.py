@@ -5,7 +5,8 @@ as a finished `gsutil cp` appears) and print the predictions the serving job wri
     python -m sentiment_mlops.backends.local.demo show [--gcs-bucket B] [--timeout 300]
 
 `drop` runs before the serving DAG, so the stream's first micro-batch (which the DAG waits for)
-is this file; `show` waits for its rows in the prediction Parquet and prints them.
+is this file; `show` waits for its rows in the prediction Parquet and prints them. The folders are the
+file-source serving job's, from the job builder's bucket layout (no Airflow configuration needed).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from sentiment_mlops import jobs as job_spec
+from sentiment_mlops.core.naming import DEFAULT_BUCKET
 from sentiment_mlops.core.settings import load_settings
-from sentiment_mlops.core.storage import local_path
-from sentiment_mlops.orchestration.config import LOCAL_DEFAULT_VARIABLES, load_airflow_config
-from sentiment_mlops.orchestration.tasks import serving_paths
+from sentiment_mlops.core.storage import join_uri, local_path
 
 DEMO_TWEETS = (
     "Just got the job offer!!! Best day of my life",
@@ -63,6 +64,12 @@ def wait_for_predictions(predictions: Path, ids: list[str], timeout: float) -> l
     raise TimeoutError(f"no predictions for {len(ids)} demo rows under {predictions} after {timeout:.0f}s")
 
 
+def demo_paths(gcs_bucket: str) -> dict[str, str]:
+    """The file-source serving job's input folder and prediction Parquet folder for bucket base `gcs_bucket`."""
+    paths = job_spec.serving_paths(gcs_bucket, "file")
+    return {"input": paths["input"], "predictions": join_uri(paths["output"], "predictions")}
+
+
 def _ids_file() -> Path:
     return load_settings("local").run_dir / "demo-ids.json"
 
@@ -71,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("drop", "show"))
     parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument("--gcs-bucket", default=LOCAL_DEFAULT_VARIABLES["GCS_BUCKET"], help="the GCS_BUCKET Variable")
+    parser.add_argument("--gcs-bucket", default=DEFAULT_BUCKET, help="the GCS_BUCKET Variable")
     args = parser.parse_args(argv)
-    cfg = load_airflow_config({**LOCAL_DEFAULT_VARIABLES, "GCS_BUCKET": args.gcs_bucket})
-    paths = serving_paths(cfg, "file")
+    paths = demo_paths(args.gcs_bucket)
     if args.action == "drop":
         target, ids = drop_file(local_path(paths["input"]))
         _ids_file().parent.mkdir(parents=True, exist_ok=True)

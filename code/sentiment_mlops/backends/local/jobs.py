@@ -5,7 +5,7 @@ with this venv's `spark-submit`, and keeps Dataproc-like job records on disk.
   job built for Dataproc reads and writes the local bucket folders.
 - Job `properties` become `--conf`; `spark.jars.packages` is dropped (Maven is unreachable here; the
   serving job falls back to its Python Kafka reader).
-- Each job runs under a small supervisor process (`python -m sentiment_mlops.backends.local.jobs supervise`)
+- Each job runs under a small supervisor process (`python -m sentiment_mlops.backends.local.supervisor`)
   in its own session: the supervisor outlives the Airflow task that submitted it (a serving job must)
   and records the driver's exit code, which nobody else could collect from an orphan.
 - Records live in `Settings.run_dir/jobs/JOB_ID.json`, the driver log in `JOB_ID.log`, the exit status
@@ -21,7 +21,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sentiment_mlops.backends.local.supervisor import kill_group, read_json, tail_lines
 from sentiment_mlops.core.naming import BACKEND_PROPERTY, JOB_ID_RE
 from sentiment_mlops.core.processes import pid_alive, start_ticks
 from sentiment_mlops.core.settings import Settings, load_settings
@@ -76,6 +76,7 @@ class JobRecord:
     exit_code: int | None = None
     details: str = ""
     cancel_requested: bool = False
+    attached: bool = False  # set (never stored) when a submit found this job already there
     status_history: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -230,8 +231,15 @@ class LocalJobController:
         }
 
     # -- API ---------------------------------------------------------------------------------------
-    def submit(self, job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> JobRecord:
-        """Start `job`; with `wait`, block until it ends (and cancel it if the waiter is interrupted)."""
+    def submit(
+        self, job: dict[str, Any], wait: bool = False, timeout: float | None = None, request_id: str | None = None
+    ) -> JobRecord:
+        """Start `job`; with `wait`, block until it ends (and cancel it if the waiter is interrupted).
+
+        A job id that exists already is not an error: like a repeated Dataproc request, the call
+        attaches to that job (returned with `attached` set, waited for with `wait`) whatever its
+        state; choosing a new id after a failure is the caller's business. `request_id` is accepted
+        for the Dataproc signature; here the job id alone identifies a submission."""
         job = json.loads(json.dumps(job))  # a private, JSON-clean copy (the record stores it)
         job_id = job_id_of(job) or new_job_id(job)
         if not JOB_ID_RE.match(job_id):
@@ -253,14 +261,16 @@ class LocalJobController:
             status_history=[{"state": PENDING, "state_start_time": now}],
         )
         with self._lock():
-            if self._record_path(job_id).exists():
-                raise JobError(f"job {job_id!r} already exists (Dataproc job ids are unique); choose another id")
-            self._save(record)
+            exists = self._record_path(job_id).exists()
+            if not exists:
+                self._save(record)
+        if exists:
+            return self._attach(job_id, wait, timeout)
         # The supervisor gets its own session: it and spark-submit's JVM and Python driver form one
         # process group that cancel() can signal as a whole, apart from the submitting process.
         with open(log_path, "ab") as supervisor_errors:  # a supervisor crash lands in the driver log
             process = subprocess.Popen(
-                [sys.executable, "-m", "sentiment_mlops.backends.local.jobs", "supervise", str(self.jobs_dir), job_id],
+                [sys.executable, "-m", "sentiment_mlops.backends.local.supervisor", str(self.jobs_dir), job_id],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=supervisor_errors,
@@ -277,16 +287,36 @@ class LocalJobController:
         self._children[job_id] = process
         if not wait:
             return self.get(job_id)
-        try:
+        with self._cancel_if_interrupted(job_id, timeout):
             process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        return self.get(job_id)
+
+    @contextlib.contextmanager
+    def _cancel_if_interrupted(self, job_id: str, timeout: float | None) -> Iterator[None]:
+        """Cancel the job when its waiter times out or is interrupted."""
+        try:
+            yield
+        except (subprocess.TimeoutExpired, TimeoutError):
             self.cancel(job_id)
             raise JobError(f"job {job_id} did not finish within {timeout:.0f}s; cancelled") from None
         except BaseException:
             # Airflow kills a task with SIGTERM -> exception here: the job must not outlive its task.
             self.cancel(job_id)
             raise
-        return self.get(job_id)
+
+    def _attach(self, job_id: str, wait: bool, timeout: float | None, poll_s: float = 1.0) -> JobRecord:
+        """The existing job `job_id` (a repeated submission); with `wait`, polled until it ends: the
+        process may belong to another (dead) task, so there is no child to wait on."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cancel_if_interrupted(job_id, timeout):
+            record = self.get(job_id)
+            while wait and record.active:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(job_id)
+                time.sleep(poll_s)
+                record = self.get(job_id)
+        record.attached = True
+        return record
 
     def get(self, job_id: str) -> JobRecord:
         with self._lock():
@@ -300,7 +330,7 @@ class LocalJobController:
         if record.state in TERMINAL_STATES:
             return False
         before = (record.state, record.exit_code)
-        exit_info = _read_json(self._exit_path(record.job_id))
+        exit_info = read_json(self._exit_path(record.job_id))
         if exit_info is not None:
             record.exit_code = int(exit_info.get("exit_code", -1))
             record.ended_at = exit_info.get("ended_at") or _now()
@@ -362,11 +392,11 @@ class LocalJobController:
             record.cancel_requested = True
             self._save(record)
         if record.pid is not None and pid_alive(record.pid, record.pid_start_ticks):
-            _kill_group(record.pid, timeout, self._children.get(job_id))
+            kill_group(record.pid, timeout, self._children.get(job_id))
         with self._lock():
             record = self._load(job_id)
             record.ended_at = record.ended_at or _now()
-            exit_info = _read_json(self._exit_path(job_id))
+            exit_info = read_json(self._exit_path(job_id))
             if exit_info is not None:
                 record.exit_code = int(exit_info.get("exit_code", -1))
             self._set_state(record, CANCELLED, "cancelled by user")
@@ -376,24 +406,6 @@ class LocalJobController:
     def log_tail(self, job_id: str, n: int = 50, _record: JobRecord | None = None) -> list[str]:
         record = _record or self._load(job_id)
         return tail_lines(record.log_path, n)
-
-
-def tail_lines(path: Path, n: int = 50, block: int = 65536) -> list[str]:
-    """The last `n` lines of a (possibly large, growing) text file without reading all of it."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            data = b""
-            pos = size
-            while pos > 0 and data.count(b"\n") <= n:
-                step = min(block, pos)
-                pos -= step
-                handle.seek(pos)
-                data = handle.read(step) + data
-    except FileNotFoundError:
-        return []
-    return data.decode("utf-8", errors="replace").splitlines()[-n:] if n > 0 else []
 
 
 def spark_submit_path() -> Path:
@@ -432,89 +444,14 @@ def _states_for(state_filter: str | None) -> frozenset[str] | None:
     raise ValueError(f"unknown state filter {state_filter!r}; allowed: active, inactive, {', '.join(STATES)}")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _kill_group(pid: int, timeout: float, child: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM everything the job started, SIGKILL what is left after `timeout`.
-
-    The supervisor leads its own session; its process group holds spark-submit's JVM and the Python
-    driver, but PySpark's worker daemon moves itself into a new group (setpgid), so members are found
-    by session id too."""
-    _signal_session(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child is not None:
-            child.poll()
-        if not pid_alive(pid) and not _session_members(pid):
-            return
-        time.sleep(0.2)
-    _signal_session(pid, signal.SIGKILL)
-    if child is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=5)
-
-
-def _signal_session(sid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(os.getpgid(sid), sig)
-    for member in _session_members(sid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(member, sig)
-
-
-def _session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session `sid`, from /proc."""
-    members = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            members.append(int(proc.name))
-    return members
-
-
-def supervise(jobs_dir: Path, job_id: str) -> int:
-    """Run the job's command, then write `JOB_ID.exit`. Ignores SIGTERM so a cancel's group-wide
-    SIGTERM reaches spark-submit while this process stays to record how the driver ended."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    record = JobRecord(**json.loads((jobs_dir / f"{job_id}.json").read_text()))
-    with open(record.log_path, "ab") as log:
-        log.write(f"[local-jobs] {_now()} starting: {' '.join(record.command)}\n".encode())
-        log.flush()
-        try:
-            # The child must not inherit the ignored SIGTERM, or cancel could only SIGKILL it.
-            child = subprocess.Popen(
-                record.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
-            )
-            code = child.wait()
-        except OSError as exc:
-            log.write(f"[local-jobs] ERROR: cannot start spark-submit: {exc}\n".encode())
-            code = 127
-        log.write(f"[local-jobs] {_now()} driver exited with code {code}\n".encode())
-    tmp = jobs_dir / f"{job_id}.exit.tmp"
-    tmp.write_text(json.dumps({"exit_code": code, "ended_at": _now()}))
-    os.replace(tmp, jobs_dir / f"{job_id}.exit")
-    return 0
-
-
-# -- module-level API for the current settings (SENTIMENT_HOME) ------------------------------------
 def controller() -> LocalJobController:
     return LocalJobController(load_settings("local"))
 
 
-def submit(job: dict[str, Any], wait: bool = False, timeout: float | None = None) -> JobRecord:
-    return controller().submit(job, wait=wait, timeout=timeout)
+def submit(
+    job: dict[str, Any], wait: bool = False, timeout: float | None = None, request_id: str | None = None
+) -> JobRecord:
+    return controller().submit(job, wait=wait, timeout=timeout, request_id=request_id)
 
 
 def get(job_id: str) -> JobRecord:
@@ -531,10 +468,3 @@ def cancel(job_id: str, timeout: float = 20.0) -> JobRecord:
 
 def log_tail(job_id: str, n: int = 50) -> list[str]:
     return controller().log_tail(job_id, n)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "supervise":
-        sys.exit(supervise(Path(sys.argv[2]), sys.argv[3]))
-    print("usage: python -m sentiment_mlops.backends.local.jobs supervise JOBS_DIR JOB_ID (internal)")
-    sys.exit(2)

@@ -81,7 +81,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     job = json.loads(Path(args.job_file).read_text())
     record = local_jobs.submit(job, wait=args.wait)
-    print(f"Job [{record.job_id}] submitted. State: {record.state}. Driver log: {record.log_path}")
+    verb = "exists already (attached, nothing new started)" if record.attached else "submitted"
+    print(f"Job [{record.job_id}] {verb}. State: {record.state}. Driver log: {record.log_path}")
     if args.wait and record.state != local_jobs.DONE:
         print(f"ERROR: job {record.job_id} ended {record.state}: {record.details}", file=sys.stderr)
         print("\n".join(local_jobs.log_tail(record.job_id, 30)), file=sys.stderr)

@@ -3,7 +3,7 @@
 Spark's native `kafka` source lives in the spark-sql-kafka-0-10 jar, which Dataproc ships but this machine
 cannot download (Maven is unreachable and no Debian or PyPI package carries it). `kafka_py` is a PySpark
 Python Data Source on kafka-python with the native source's option names, offset JSON and output schema, so
-the serving job reads both the same way; :func:`read_kafka_stream` picks whichever is available.
+the serving job reads both the same way; `source_choice.read_kafka_stream` picks whichever is available.
 
 Semantics of `kafka_py` (same as the native source where it matters):
 
@@ -45,14 +45,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from sentiment_mlops.serving.kafka.source_choice import (  # noqa: F401 - re-exported
-    NATIVE_PROVIDER,
-    SHORT_NAME,
-    jvm_class_loadable,
-    local_worker_python,
-    native_kafka_available,
-    read_kafka_stream,
-)
+from sentiment_mlops.serving.kafka.end_offsets import true_end_offsets
+from sentiment_mlops.serving.kafka.spark_env import SHORT_NAME, local_worker_python
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -100,7 +94,7 @@ def _to_json_offsets(flat: Mapping[tuple[str, int], int]) -> Offsets:
     return out
 
 
-def _consumer(bootstrap: str, **extra: Any):  # type: ignore[no-untyped-def]
+def _consumer(bootstrap: str, **extra: Any):
     from kafka import KafkaConsumer
 
     return KafkaConsumer(
@@ -160,29 +154,36 @@ class KafkaRange(InputPartition):
         object.__setattr__(self, "value", f"{self.topic}-{self.partition}[{self.start},{self.end})")
 
 
-def read_range(rng: KafkaRange) -> Iterator[pa.RecordBatch]:
-    """Records of `rng` as Arrow batches in the KAFKA_SCHEMA layout (Arrow skips per-value conversion)."""
-    import pyarrow as pa
-    from kafka import TopicPartition
-    from pyspark.sql.pandas.types import to_arrow_schema
+class _ArrowColumns:
+    """Records of one Kafka partition gathered column by column, emptied into an Arrow batch by flush()."""
 
-    schema = to_arrow_schema(KAFKA_SCHEMA, timezone="UTC")
-    tp = TopicPartition(rng.topic, rng.partition)
-    consumer = _consumer(
-        rng.bootstrap,
-        auto_offset_reset="earliest",
-        max_poll_records=_ARROW_BATCH_ROWS,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
-    cols: dict[str, list[Any]] = {name: [] for name in schema.names}
+    def __init__(self, rng: KafkaRange) -> None:
+        from pyspark.sql.pandas.types import to_arrow_schema
 
-    def flush() -> pa.RecordBatch:
+        self.rng = rng
+        self.schema = to_arrow_schema(KAFKA_SCHEMA, timezone="UTC")
+        self.cols: dict[str, list[Any]] = {name: [] for name in self.schema.names}
+
+    def __len__(self) -> int:
+        return len(self.cols["offset"])
+
+    def append(self, rec: Any) -> None:
+        cols = self.cols
+        cols["key"].append(rec.key)
+        cols["value"].append(rec.value)
+        cols["offset"].append(rec.offset)
+        cols["timestamp"].append(rec.timestamp * 1000)  # ms -> us
+        cols["timestampType"].append(-1 if rec.timestamp_type is None else int(rec.timestamp_type))
+
+    def flush(self) -> pa.RecordBatch:
+        import pyarrow as pa
+
+        cols, schema, n = self.cols, self.schema, len(self)
         arrays = [
             pa.array(cols["key"], type=pa.binary()),
             pa.array(cols["value"], type=pa.binary()),
-            pa.array([rng.topic] * len(cols["offset"]), type=schema.field("topic").type),
-            pa.array([rng.partition] * len(cols["offset"]), type=pa.int32()),
+            pa.array([self.rng.topic] * n, type=schema.field("topic").type),
+            pa.array([self.rng.partition] * n, type=pa.int32()),
             pa.array(cols["offset"], type=pa.int64()),
             pa.array(cols["timestamp"], type=pa.int64()).cast(schema.field("timestamp").type),
             pa.array(cols["timestampType"], type=pa.int32()),
@@ -191,6 +192,41 @@ def read_range(rng: KafkaRange) -> Iterator[pa.RecordBatch]:
             values.clear()
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
+
+def _take_records(
+    consumer: Any, tp: Any, rng: KafkaRange, records: list[Any], expected: int, out: _ArrowColumns
+) -> int:
+    """Append the records of one poll that fall in [expected, rng.end) to `out`; returns the next
+    expected offset (the consumer's position when offsets have gaps)."""
+    for rec in records:
+        if rec.offset < expected:
+            continue  # a batch may start before the seek position (compressed batches)
+        if rec.offset >= rng.end:
+            break
+        if rec.offset > expected and rng.fail_on_data_loss and expected == rng.start:
+            _check_data_loss(consumer, tp, rng, expected, rec.offset)
+        out.append(rec)
+        expected = rec.offset + 1
+    # Offsets can have gaps (transaction markers, compaction): the consumer's position still advances.
+    position = consumer.position(tp)
+    if position is not None and position > expected:
+        expected = min(position, rng.end)
+    return expected
+
+
+def read_range(rng: KafkaRange) -> Iterator[pa.RecordBatch]:
+    """Records of `rng` as Arrow batches in the KAFKA_SCHEMA layout (Arrow skips per-value conversion)."""
+    from kafka import TopicPartition
+
+    tp = TopicPartition(rng.topic, rng.partition)
+    consumer = _consumer(
+        rng.bootstrap,
+        auto_offset_reset="earliest",
+        max_poll_records=_ARROW_BATCH_ROWS,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    out = _ArrowColumns(rng)
     try:
         consumer.assign([tp])
         consumer.seek(tp, rng.start)
@@ -198,23 +234,7 @@ def read_range(rng: KafkaRange) -> Iterator[pa.RecordBatch]:
         last_progress = time.monotonic()
         while expected < rng.end:
             records = consumer.poll(timeout_ms=500).get(tp, [])
-            for rec in records:
-                if rec.offset < expected:
-                    continue  # a batch may start before the seek position (compressed batches)
-                if rec.offset >= rng.end:
-                    break
-                if rec.offset > expected and rng.fail_on_data_loss and expected == rng.start:
-                    _check_data_loss(consumer, tp, rng, expected, rec.offset)
-                cols["key"].append(rec.key)
-                cols["value"].append(rec.value)
-                cols["offset"].append(rec.offset)
-                cols["timestamp"].append(rec.timestamp * 1000)  # ms -> us
-                cols["timestampType"].append(-1 if rec.timestamp_type is None else int(rec.timestamp_type))
-                expected = rec.offset + 1
-            # Offsets can have gaps (transaction markers, compaction): the consumer's position still advances.
-            position = consumer.position(tp)
-            if position is not None and position > expected:
-                expected = min(position, rng.end)
+            expected = _take_records(consumer, tp, rng, records, expected, out)
             if records:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > rng.poll_timeout_ms / 1000:
@@ -222,10 +242,10 @@ def read_range(rng: KafkaRange) -> Iterator[pa.RecordBatch]:
                     f"kafka_py: no records from {rng.topic}-{rng.partition} at offset {expected} for "
                     f"{rng.poll_timeout_ms} ms (range {rng.start}-{rng.end}, broker {rng.bootstrap})"
                 )
-            if len(cols["offset"]) >= _ARROW_BATCH_ROWS:
-                yield flush()
-        if cols["offset"]:
-            yield flush()
+            if len(out) >= _ARROW_BATCH_ROWS:
+                yield out.flush()
+        if len(out):
+            yield out.flush()
     finally:
         consumer.close()
 
@@ -269,8 +289,6 @@ class KafkaPyStreamReader(DataSourceStreamReader):
 
     # -- offsets ---------------------------------------------------------------------------------------
     def _true_ends(self) -> dict[tuple[str, int], int]:
-        from sentiment_mlops.backends.local.kafka_broker import true_end_offsets
-
         return {(t, p): off for t in self.topics for p, off in true_end_offsets(self.bootstrap, t).items()}
 
     def _earliest(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -17,7 +17,7 @@ import datetime as dt
 import decimal
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 _FLUSH_TIMEOUT_S = 120.0
 
 
-def _producer(bootstrap: str):  # type: ignore[no-untyped-def]
+def _producer(bootstrap: str):
     from kafka import KafkaProducer
 
     return KafkaProducer(
@@ -84,7 +84,7 @@ def write_json_messages(
     """
     from pyspark.sql import functions as F
 
-    from sentiment_mlops.serving.kafka.source_choice import local_worker_python
+    from sentiment_mlops.serving.kafka.spark_env import local_worker_python
 
     columns = value_cols if value_cols is not None else list(df.columns)
     missing = [c for c in [key_col, *columns] if c not in df.columns]
@@ -95,7 +95,7 @@ def write_json_messages(
         F.to_json(F.struct(*_json_fields(df, columns)), {"ignoreNullFields": "false"}).alias("value"),
     )
 
-    def send_partition(rows: Iterator[Any]) -> Iterator[int]:
+    def send_partition(rows: Iterable[Any]) -> Iterable[int]:
         messages = ((None if row.key is None else row.key.encode("utf-8"), row.value.encode("utf-8")) for row in rows)
         yield _send_all(bootstrap, topic, messages)
 

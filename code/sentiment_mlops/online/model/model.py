@@ -1,40 +1,15 @@
-"""Score the project's fitted Spark PipelineModel in plain Python, without a JVM.
-
-The online server must answer in milliseconds and must not start Spark, so this module reads the
-saved stage folders of the MLflow Spark artifact directly (each stage's `metadata/` JSON and
-`data/` Parquet, with pyarrow) and reproduces every stage with Spark's own arithmetic:
-
-    SQLTransformer (text_cleaning.clean_text, after checking the saved SQL is one version of cleaning_sql())
-    -> RegexTokenizer -> StopWordsRemover [-> NGram(2) -> SQLTransformer terms_sql() (features.terms)]
-    -> HashingTF (murmur3, seed 42) -> IDF
-    -> LogisticRegression | RandomForestClassificationModel | LinearSVC
-
-Predictions equal Spark's `model.transform` (tests/test_spark_free_model.py checks every stage on
-real tweets): sums run in Spark's order (no numpy reductions, no pairwise or compensated sums),
-so labels, raw predictions and probabilities are the same doubles. One caveat: the logistic
-probability goes through exp(), which is Java's Math.exp in Spark and the C library's here; both
-are within 1 ulp of the true value and usually agree to the last bit, but not always: with the
-v2 features one real tweet in about 400 got a probability 1 ulp away (labels and margins equal).
-LinearSVC has no probability in Spark; `Prediction.probability` is then None
-(its margin is in `raw_prediction`).
-
-Anything else (another stage type, another cleaning SQL, a multinomial model, class thresholds)
-is refused at load time with UnsupportedModelError rather than scored approximately.
-"""
+"""The loaded pipeline (:class:`SparkFreeModel`) and its loading: the saved stages are checked
+(stage types, column wiring, cleaning SQL, Spark 3+ hashing, no thresholds) and anything this
+package cannot reproduce exactly is refused with UnsupportedModelError."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import pyarrow.parquet as pq
 
 from sentiment_mlops.features import terms as bigram_terms
 from sentiment_mlops.features.text_cleaning import (
@@ -44,368 +19,29 @@ from sentiment_mlops.features.text_cleaning import (
     cleaner_for_sql,
     cleaning_sql,
 )
-
-SPARK_ML = "org.apache.spark.ml."
-HASHING_TF_SEED = 42  # org.apache.spark.ml.feature.HashingTF: private val seed = 42
-SENTIMENTS = ("negative", "positive")  # label 0 / 1 (Sentiment140 polarity 0 / 4)
-
-_MASK32 = 0xFFFFFFFF
-
-
-class UnsupportedModelError(ValueError):
-    """The artifact is not a pipeline this module can reproduce exactly."""
-
-
-# --------------------------------------------------------------------------------------------
-# Murmur3 as Spark's HashingTF uses it.
-
-
-def murmur3_x86_32(data: bytes, seed: int = HASHING_TF_SEED) -> int:
-    """Signed 32-bit MurmurHash3_x86_32, as `Murmur3_x86_32.hashUnsafeBytes2` computes it.
-
-    hashUnsafeBytes2 reads whole 4-byte blocks little-endian, folds the 1-3 tail bytes into one
-    block and mixes it unconditionally; mixK1(0) == 0, so that is the reference algorithm (the
-    older `hashUnsafeBytes` used before Spark 3.0 mixed each tail byte as an int and differs).
-    """
-    h1 = seed & _MASK32
-    length = len(data)
-    aligned = length - length % 4
-    for i in range(0, aligned, 4):
-        h1 ^= _mix_k1(int.from_bytes(data[i : i + 4], "little"))
-        h1 = ((h1 << 13) | (h1 >> 19)) & _MASK32
-        h1 = (h1 * 5 + 0xE6546B64) & _MASK32
-    k1 = 0
-    for shift, byte in enumerate(data[aligned:]):
-        k1 ^= byte << (8 * shift)
-    h1 ^= _mix_k1(k1)
-    h1 ^= length
-    h1 ^= h1 >> 16
-    h1 = (h1 * 0x85EBCA6B) & _MASK32
-    h1 ^= h1 >> 13
-    h1 = (h1 * 0xC2B2AE35) & _MASK32
-    h1 ^= h1 >> 16
-    return h1 - (1 << 32) if h1 & 0x80000000 else h1
-
-
-def _mix_k1(k1: int) -> int:
-    k1 = (k1 * 0xCC9E2D51) & _MASK32
-    k1 = ((k1 << 15) | (k1 >> 17)) & _MASK32
-    return (k1 * 0x1B873593) & _MASK32
-
-
-@lru_cache(maxsize=1 << 16)
-def _term_hash(term: str) -> int:
-    # Spark hashes UTF8String.fromString(term): Java's encoder turns a lone surrogate into '?',
-    # which is what Python's "replace" handler does too. Cached: tweets reuse a small vocabulary.
-    return murmur3_x86_32(term.encode("utf-8", "replace"), HASHING_TF_SEED)
-
-
-def term_index(term: str, num_features: int) -> int:
-    """HashingTF.indexOf: nonNegativeMod(murmur3(term), numFeatures) (Python's % is already)."""
-    return _term_hash(term) % num_features
-
-
-# --------------------------------------------------------------------------------------------
-# Reading a saved Spark ML folder.
-
-
-@dataclass(frozen=True)
-class StageInfo:
-    index: int
-    class_name: str
-    uid: str
-    spark_version: str
-    params: dict[str, Any]  # defaultParamMap overlaid with the explicitly set paramMap
-    explicit: frozenset[str]  # names set explicitly (paramMap)
-    path: Path
-    metadata: dict[str, Any]
-
-    @property
-    def short_name(self) -> str:
-        return self.class_name.rsplit(".", 1)[-1]
-
-    def param(self, name: str) -> Any:
-        if name not in self.params:
-            raise UnsupportedModelError(f"stage {self.index} ({self.short_name}) has no saved param {name!r}")
-        return self.params[name]
-
-
-def _read_metadata(folder: Path) -> dict[str, Any]:
-    meta_dir = folder / "metadata"
-    parts = sorted(p for p in meta_dir.glob("part-*") if p.is_file()) if meta_dir.is_dir() else []
-    if not parts:
-        raise UnsupportedModelError(f"no Spark ML metadata under {meta_dir}")
-    # DefaultParamsWriter writes one JSON line into a single text part.
-    line = next((ln for ln in parts[0].read_text(encoding="utf-8").splitlines() if ln.strip()), "")
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UnsupportedModelError(f"unreadable Spark ML metadata {parts[0]}: {exc}") from exc
-
-
-def _stage_info(index: int, folder: Path) -> StageInfo:
-    meta = _read_metadata(folder)
-    explicit = dict(meta.get("paramMap") or {})
-    return StageInfo(
-        index=index,
-        class_name=str(meta.get("class", "")),
-        uid=str(meta.get("uid", "")),
-        spark_version=str(meta.get("sparkVersion", "")),
-        params={**(meta.get("defaultParamMap") or {}), **explicit},
-        explicit=frozenset(explicit),
-        path=folder,
-        metadata=meta,
-    )
-
-
-def _read_data(stage: StageInfo, sub: str = "data") -> list[dict[str, Any]]:
-    folder = stage.path / sub
-    if not folder.is_dir() or not any(folder.glob("*.parquet")):
-        raise UnsupportedModelError(f"stage {stage.index} ({stage.short_name}) has no Parquet data in {folder}")
-    # pyarrow skips the `_SUCCESS` and `.crc` side files (names starting with "_" or ".").
-    return pq.read_table(folder).to_pylist()
-
-
-def _spark_major(version: str) -> int:
-    try:
-        return int(version.split(".", 1)[0])
-    except ValueError:
-        return 0
-
-
-def _dense_vector(vec: dict[str, Any] | None, what: str) -> list[float]:
-    """Spark's VectorUDT struct (type 0 sparse: size/indices/values, type 1 dense: values)."""
-    if vec is None:
-        raise UnsupportedModelError(f"{what}: vector is null")
-    if vec["type"] == 1:
-        return [float(v) for v in vec["values"]]
-    if vec["type"] == 0:
-        dense = [0.0] * int(vec["size"])
-        for i, v in zip(vec["indices"], vec["values"], strict=True):
-            dense[i] = float(v)
-        return dense
-    raise UnsupportedModelError(f"{what}: unknown vector type {vec['type']}")
-
-
-def _dense_matrix(mat: dict[str, Any], what: str) -> list[list[float]]:
-    """Spark's MatrixUDT struct -> rows. Dense values are column-major unless isTransposed; sparse
-    is CSC (colPtrs/rowIndices) unless isTransposed, when it is CSR with the roles swapped."""
-    rows, cols, transposed = int(mat["numRows"]), int(mat["numCols"]), bool(mat["isTransposed"])
-    out = [[0.0] * cols for _ in range(rows)]
-    values = mat["values"]
-    if mat["type"] == 1:
-        for k, v in enumerate(values):
-            r, c = (k // cols, k % cols) if transposed else (k % rows, k // rows)
-            out[r][c] = float(v)
-        return out
-    if mat["type"] == 0:
-        ptrs, idx = mat["colPtrs"], mat["rowIndices"]
-        for major in range(len(ptrs) - 1):
-            for k in range(ptrs[major], ptrs[major + 1]):
-                r, c = (major, idx[k]) if transposed else (idx[k], major)
-                out[r][c] = float(values[k])
-        return out
-    raise UnsupportedModelError(f"{what}: unknown matrix type {mat['type']}")
-
-
-# --------------------------------------------------------------------------------------------
-# Feature stages.
-
-
-@dataclass(frozen=True)
-class RegexTokenizerStage:
-    pattern: str
-    gaps: bool
-    min_token_length: int
-    to_lowercase: bool
-    # Java's \w, \d, \s and \b are ASCII-only by default; re.ASCII gives Python the same.
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", re.compile(self.pattern, re.ASCII))
-
-    def __call__(self, text: str) -> list[str]:
-        s = text.lower() if self.to_lowercase else text
-        tokens = _java_split(self.regex, s) if self.gaps else [m.group(0) for m in self.regex.finditer(s)]
-        return [t for t in tokens if len(t) >= self.min_token_length]
-
-
-def _java_split(regex: re.Pattern[str], s: str) -> list[str]:
-    """java.util.regex.Pattern.split(s) (limit 0), which Scala's Regex.split calls. Python's
-    re.split differs: it returns capture groups and keeps trailing empty strings."""
-    parts: list[str] = []
-    index = 0
-    for m in regex.finditer(s):
-        if index == 0 and m.start() == 0 and m.end() == 0:
-            continue  # no empty leading substring for a zero-width match at the start
-        parts.append(s[index : m.start()])
-        index = m.end()
-    if index == 0:
-        return [s]
-    parts.append(s[index:])
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
-@dataclass(frozen=True)
-class StopWordsStage:
-    stop_words: frozenset[str]
-    case_sensitive: bool
-
-    def __call__(self, tokens: list[str]) -> list[str]:
-        if self.case_sensitive:
-            return [t for t in tokens if t not in self.stop_words]
-        return [t for t in tokens if t.lower() not in self.stop_words]
-
-
-@dataclass(frozen=True)
-class HashingTFStage:
-    num_features: int
-    binary: bool
-
-    def __call__(self, tokens: list[str]) -> dict[int, float]:
-        counts: dict[int, float] = {}
-        n = self.num_features
-        for token in tokens:
-            i = _term_hash(token) % n
-            counts[i] = 1.0 if self.binary else counts.get(i, 0.0) + 1.0
-        return counts
-
-
-@dataclass(frozen=True)
-class IDFStage:
-    idf: list[float]
-
-    def __call__(self, counts: dict[int, float]) -> tuple[list[int], list[float]]:
-        # Vectors.sparse sorts by index; IDFModel keeps every index and multiplies in place.
-        indices = sorted(counts)
-        idf = self.idf
-        return indices, [counts[i] * idf[i] for i in indices]
-
-
-# --------------------------------------------------------------------------------------------
-# Classifiers.
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    label: int
-    probabilities: tuple[float, ...] | None  # Spark's `probability` vector; None for LinearSVC
-    raw_prediction: tuple[float, ...]  # Spark's `rawPrediction` vector (margins, or tree votes)
-
-    @property
-    def probability(self) -> float | None:
-        """P(label = 1), i.e. P(positive): Spark's probability[1]; None when the model has none."""
-        return None if self.probabilities is None else self.probabilities[1]
-
-    @property
-    def sentiment(self) -> str:
-        return SENTIMENTS[self.label]
-
-
-def _sparse_dot(indices: list[int], values: list[float], dense: list[float]) -> float:
-    # BLAS.dot(sparse, dense|sparse) in Spark: one running sum from 0.0 in index order. Adding the
-    # products of zero coefficients (absent from a sparse coefficient vector) never changes it.
-    total = 0.0
-    for i, v in zip(indices, values, strict=True):
-        total += v * dense[i]
-    return total
-
-
-def _exp(x: float) -> float:
-    # java.lang.Math.exp overflows to Infinity; Python's math.exp raises instead.
-    try:
-        return math.exp(x)
-    except OverflowError:
-        return math.inf
-
-
-@dataclass(frozen=True)
-class LogisticRegressionStage:
-    coefficients: list[float]
-    intercept: float
-    raw_threshold: float  # log(t / (1 - t)) of the probability threshold t (0.0 for t = 0.5)
-
-    display_name = "LogisticRegression"
-    has_probability = True
-
-    def __call__(self, indices: list[int], values: list[float]) -> Prediction:
-        m = _sparse_dot(indices, values, self.coefficients) + self.intercept
-        # raw2probabilityInPlace on rawPrediction (-m, m); prediction from raw2prediction.
-        p0 = 1.0 / (1.0 + _exp(m))
-        return Prediction(1 if m > self.raw_threshold else 0, (p0, 1.0 - p0), (-m, m))
-
-
-@dataclass(frozen=True)
-class LinearSVCStage:
-    coefficients: list[float]
-    intercept: float
-    threshold: float
-
-    display_name = "LinearSVC"
-    has_probability = False
-
-    def __call__(self, indices: list[int], values: list[float]) -> Prediction:
-        m = _sparse_dot(indices, values, self.coefficients) + self.intercept
-        return Prediction(1 if m > self.threshold else 0, None, (-m, m))
-
-
-@dataclass(frozen=True)
-class DecisionTree:
-    """One tree in node-id order (Spark saves ids 0..n-1 with the root at 0)."""
-
-    feature: list[int]  # -1 at a leaf
-    threshold: list[float]
-    left_categories: list[frozenset[float] | None]  # set for a categorical split
-    left: list[int]
-    right: list[int]
-    stats: list[list[float]]  # impurity stats: class counts (possibly weighted)
-
-    def leaf_stats(self, x: dict[int, float]) -> list[float]:
-        node = 0
-        feature, left, right = self.feature, self.left, self.right
-        while feature[node] >= 0:
-            value = x.get(feature[node], 0.0)
-            cats = self.left_categories[node]
-            goes_left = (value in cats) if cats is not None else (value <= self.threshold[node])
-            node = left[node] if goes_left else right[node]
-        return self.stats[node]
-
-
-@dataclass(frozen=True)
-class RandomForestStage:
-    trees: tuple[DecisionTree, ...]
-    num_classes: int
-
-    display_name = "RandomForest"
-    has_probability = True
-
-    def __call__(self, indices: list[int], values: list[float]) -> Prediction:
-        x = dict(zip(indices, values, strict=True))
-        n = self.num_classes
-        votes = [0.0] * n
-        for tree in self.trees:  # RandomForestClassificationModel.predictRaw
-            counts = tree.leaf_stats(x)
-            total = 0.0
-            for c in counts:
-                total += c
-            if total != 0:
-                for i in range(n):
-                    votes[i] += counts[i] / total
-        vsum = 0.0  # normalizeToProbabilitiesInPlace
-        for v in votes:
-            vsum += v
-        probs = tuple(v / vsum for v in votes) if vsum != 0 else tuple(votes)
-        best = 0  # DenseVector.argmax: the first maximum
-        for i in range(1, n):
-            if votes[i] > votes[best]:
-                best = i
-        return Prediction(best, probs, tuple(votes))
-
-
-Classifier = LogisticRegressionStage | LinearSVCStage | RandomForestStage
-
+from sentiment_mlops.online.model.artifacts import (
+    SPARK_ML,
+    StageInfo,
+    UnsupportedModelError,
+    dense_matrix,
+    dense_vector,
+    read_data,
+    read_metadata,
+    spark_major,
+    stage_info,
+)
+from sentiment_mlops.online.model.stages import (
+    Classifier,
+    DecisionTree,
+    HashingTFStage,
+    IDFStage,
+    LinearSVCStage,
+    LogisticRegressionStage,
+    Prediction,
+    RandomForestStage,
+    RegexTokenizerStage,
+    StopWordsStage,
+)
 
 # --------------------------------------------------------------------------------------------
 # The model.
@@ -417,7 +53,7 @@ EXPECTED_STAGES = (
     "feature.HashingTF",
     "feature.IDFModel",
 )
-# Since cleaning v2: unigrams and bigrams (features.terms) are hashed together.
+# With --bigrams: unigrams and bigrams (features.terms) are hashed together.
 EXPECTED_STAGES_BIGRAMS = (
     *EXPECTED_STAGES[:3],
     "feature.NGram",
@@ -587,7 +223,7 @@ def _stop_words_stage(stage: StageInfo) -> StopWordsStage:
 
 
 def _hashing_stage(stage: StageInfo) -> HashingTFStage:
-    if _spark_major(stage.spark_version) < 3:
+    if spark_major(stage.spark_version) < 3:
         # HashingTF.load switches to the pre-3.0 murmur3 variant for such models.
         raise UnsupportedModelError(
             f"HashingTF saved by Spark {stage.spark_version or '?'}: only Spark 3+ hashing is reproduced"
@@ -599,8 +235,8 @@ def _hashing_stage(stage: StageInfo) -> HashingTFStage:
 
 
 def _idf_stage(stage: StageInfo, num_features: int) -> IDFStage:
-    rows = _read_data(stage)
-    idf = _dense_vector(rows[0]["idf"], "IDF idf")
+    rows = read_data(stage)
+    idf = dense_vector(rows[0]["idf"], "IDF idf")
     if len(idf) != num_features:
         raise UnsupportedModelError(f"IDF has {len(idf)} weights but HashingTF makes {num_features} features")
     return IDFStage(idf)
@@ -613,14 +249,14 @@ def _no_thresholds(stage: StageInfo) -> None:
 
 def _logistic_regression(stage: StageInfo, num_features: int) -> LogisticRegressionStage:
     _no_thresholds(stage)
-    row = _read_data(stage)[0]
+    row = read_data(stage)[0]
     if row.get("isMultinomial") or int(row["numClasses"]) != 2:
         raise UnsupportedModelError(
             f"only binary logistic regression is supported (numClasses={row['numClasses']}, "
             f"multinomial={row.get('isMultinomial')})"
         )
-    coefficients = _dense_matrix(row["coefficientMatrix"], "coefficientMatrix")[0]
-    intercept = _dense_vector(row["interceptVector"], "interceptVector")[0]
+    coefficients = dense_matrix(row["coefficientMatrix"], "coefficientMatrix")[0]
+    intercept = dense_vector(row["interceptVector"], "interceptVector")[0]
     t = float(stage.params.get("threshold", 0.5))
     # LogisticRegressionModel._binaryThresholds: the probability threshold as a margin.
     raw = -math.inf if t == 0.0 else math.inf if t == 1.0 else (0.0 if t == 0.5 else math.log(t / (1.0 - t)))
@@ -629,8 +265,8 @@ def _logistic_regression(stage: StageInfo, num_features: int) -> LogisticRegress
 
 
 def _linear_svc(stage: StageInfo, num_features: int) -> LinearSVCStage:
-    row = _read_data(stage)[0]
-    coefficients = _dense_vector(row["coefficients"], "LinearSVC coefficients")
+    row = read_data(stage)[0]
+    coefficients = dense_vector(row["coefficients"], "LinearSVC coefficients")
     _check_size(len(coefficients), num_features, stage)
     return LinearSVCStage(coefficients, float(row["intercept"]), float(stage.params.get("threshold", 0.0)))
 
@@ -642,7 +278,7 @@ def _random_forest(stage: StageInfo, num_features: int) -> RandomForestStage:
         raise UnsupportedModelError(f"only binary random forests are supported (numClasses={num_classes})")
     _check_size(int(stage.metadata.get("numFeatures", num_features)), num_features, stage)
     by_tree: dict[int, dict[int, dict[str, Any]]] = {}
-    for row in _read_data(stage):
+    for row in read_data(stage):
         node = row["nodeData"]
         by_tree.setdefault(int(row["treeID"]), {})[int(node["id"])] = node
     trees = []
@@ -686,7 +322,7 @@ def _check_size(size: int, num_features: int, stage: StageInfo) -> None:
 def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeModel:
     """Load a PipelineModel folder as written by `PipelineModel.write().save(path)`."""
     root = Path(path)
-    meta = _read_metadata(root)
+    meta = read_metadata(root)
     if meta.get("class") != SPARK_ML + "PipelineModel":
         raise UnsupportedModelError(f"{root} holds a {meta.get('class')}, not a Spark PipelineModel")
     uids = list((meta.get("paramMap") or {}).get("stageUids") or [])
@@ -695,10 +331,10 @@ def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeM
         folder = root / "stages" / f"{i}_{uid}"
         if not folder.is_dir():
             raise UnsupportedModelError(f"stage folder {folder.name} missing under {root / 'stages'}")
-        stages.append(_stage_info(i, folder))
+        stages.append(stage_info(i, folder))
     found = [s.class_name.removeprefix(SPARK_ML) for s in stages]
     bigrams = tuple(found[:-1]) == EXPECTED_STAGES_BIGRAMS
-    if not (tuple(found[:-1]) == EXPECTED_STAGES or bigrams) or found[-1] not in CLASSIFIERS:
+    if not (tuple(found[:-1]) == EXPECTED_STAGES or bigrams) or not found or found[-1] not in CLASSIFIERS:
         unknown = [c for c in found if c not in EXPECTED_STAGES_BIGRAMS and c not in CLASSIFIERS]
         raise UnsupportedModelError(
             "unsupported pipeline: expected stages "
