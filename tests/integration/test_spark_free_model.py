@@ -329,3 +329,47 @@ def test_bigram_pipeline_equals_spark(spark, sample_csv: Path, tmp_path: Path) -
         pred = model.predict_one(text)
         assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
         _same_probabilities(pred.probabilities, row["probability"].toArray().tolist(), text)
+
+
+LEXICON_PROBES = [
+    "i am so happy, what a wonderful and delicious dinner",
+    "this is not good at all and i hate waiting",
+    "worst day ever, terrible awful horrible",
+    "meh it's fine i guess",
+    "no no no never again",
+    "love love love",
+]
+
+
+def test_lexicon_pipeline_equals_spark(spark, sample_csv: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The optional lexicon stages (`--lexicon`: removers, counts, VectorAssembler) have exact Python
+    twins: the same counts, the same assembled vector (zeros left out), the same predictions."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+
+    from sentiment_mlops.features import lexicon
+    from sentiment_mlops.training.model_catalog import FEATURES_COL, feature_pipeline
+
+    texts = real_tweets(sample_csv, every=100)
+    labelled = spark.createDataFrame([(t, float(i % 2)) for i, t in enumerate(texts)], "text string, label double")
+    stages = [*feature_pipeline(4096, bigrams=True, lexicon_counts=True).getStages()]
+    fitted = Pipeline(stages=[*stages, LogisticRegression(featuresCol=FEATURES_COL, maxIter=5)]).fit(labelled)
+    fitted.write().overwrite().save(str(tmp_path / "lexicon"))
+    model = sfm.load_spark_ml_dir(tmp_path / "lexicon")
+    assert model.describe()["lexicon"] and model.num_features == 4096 + len(lexicon.BUCKETS)
+    probe = [*LEXICON_PROBES, *texts[:300], *EDGE_CASES]
+    rows = fitted.transform(spark.createDataFrame([(t,) for t in probe], "text string")).collect()
+    count_cols = [lexicon.count_col(i) for i in range(len(lexicon.BUCKETS))]
+    for text, row in zip(probe, rows, strict=True):
+        assert model.lexicon_features(text) == [row[c] for c in count_cols], text
+        features = row[FEATURES_COL]
+        assert model.features(text) == (features.indices.tolist(), features.values.tolist()), text
+        pred = model.predict_one(text)
+        assert pred.label == int(row["prediction"]), text
+        assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
+        _same_probabilities(pred.probabilities, row["probability"].toArray().tolist(), text)
+    # The words a user reads as positive or negative land in the matching buckets.
+    happy, hate = model.lexicon_features(LEXICON_PROBES[0]), model.lexicon_features(LEXICON_PROBES[1])
+    assert sum(happy[:3]) >= 3 and sum(happy[3:]) == 0
+    assert sum(hate[3:]) >= 2  # "neg_good" (negated) and "hate"
+    assert sum(any(row[c] for c in count_cols) for row in rows) > len(rows) // 2

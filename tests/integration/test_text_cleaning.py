@@ -60,3 +60,32 @@ def test_first_rule_version_still_reproduced(spark) -> None:  # type: ignore[no-
     df = spark.createDataFrame([(t,) for t in V1_CASES], ["text"])
     got = [r[CLEAN_TEXT_COL] for r in SQLTransformer(statement=statement).transform(df).collect()]
     assert got == [v1(t) for t in V1_CASES] == list(V1_CASES.values())
+
+
+# Rules v3: markers for shouting, emoticons, elongation and !! / ?!, which negation passes over.
+V3_CASES = {
+    "I LOVE this :) sooooo much!!! really?! @BOB http://t.co/X": (
+        "i love zzcaps this zzemopos soo zzelong much ! zzexcl really ? zzinterro"
+    ),
+    "NOT good :( at all": "not zzcaps neg_good zzemoneg neg_at neg_all",
+    "so sad :'( &lt;/3 ;-) xD": "so sad zzemoneg zzemoneg zzemopos xd",
+    "@SOMEONE #AWESOME www.X.COM ok": "awesome ok",
+    "re:design ^^ <3 <333": "re design zzemopos zzemopos zzemopos",
+}
+
+
+def test_rules_v3_markers_in_spark_and_python(spark, sample_csv: Path) -> None:  # type: ignore[no-untyped-def]
+    from pyspark.ml.feature import SQLTransformer
+
+    from sentiment_mlops.features.text_cleaning import CLEANING_RULES_V3
+
+    real = [line.split('","', 1)[1].rstrip('"\n') for line in sample_csv.open(encoding="utf-8").readlines()[::200]]
+    texts = list(V3_CASES) + list(CASES) + real
+    statement = cleaning_sql(rules=CLEANING_RULES_V3)
+    v3 = cleaner_for_sql(statement)
+    assert v3 is not None
+    df = spark.createDataFrame([(t,) for t in texts], ["text"])
+    got = [r[CLEAN_TEXT_COL] for r in SQLTransformer(statement=statement).transform(df).collect()]
+    assert got == [v3(t) for t in texts]
+    assert got[: len(V3_CASES)] == list(V3_CASES.values())
+    assert sum("zz" in g for g in got[len(V3_CASES) :]) > 5  # the markers occur in real tweets

@@ -72,7 +72,61 @@ CLEANING_RULES_V2: Rules = (
     ("\\s+", " ", "collapse whitespace"),
 )
 
+# Rules v3 (issue 16): markers for what the sample's words miss out of domain. Each marker is a
+# "zz" token, which the negation scope passes over ("NOT good" -> "not zzcaps neg_good"):
+# zzcaps (a word in capitals, seen before lower-casing), zzemopos / zzemoneg (emoticons; the
+# sample had its emoticons stripped, so features.lexicon gives them VADER's valence), zzelong
+# ("soooo"), zzexcl ("!!") and zzinterro ("?!").
+LOWER = ("(?<lower>)", "", "lower-case here: the rules before it see the original case")
+MARKER_PREFIX = "zz"
+_CAPS_RULE = (
+    "(^|\\s)([A-Z][A-Z']{2,})(?=$|[\\s!?.,;:])",
+    f"$1$2 {MARKER_PREFIX}caps",
+    "a word of 3+ capitals between spaces is shouting (not @NAMES, #TAGS or URLs)",
+)
+_EMOTICON_RULES: Rules = (
+    ("(?:[:;=]'?-?[)\\]dp*]+|<3+|\\^\\^)(?![a-z0-9])", f" {MARKER_PREFIX}emopos ", "happy emoticons"),
+    ("(?:[:;=]'?-?[(\\[/|]+|</3)(?![a-z0-9])", f" {MARKER_PREFIX}emoneg ", "sad emoticons"),
+)
+_ELONGATION_RULE = (
+    "([a-z0-9']*([a-z])\\2{2,}[a-z0-9']*)",
+    f"$1 {MARKER_PREFIX}elong",
+    "a word with a letter repeated 3+ times is emphasis",
+)
+_PUNCTUATION_RULES: Rules = (
+    ("[!?]*(?:\\?!|!\\?)[!?]*", f" ? {MARKER_PREFIX}interro ", "?! and !? (with any more of them)"),
+    ("!{2,}", f" ! {MARKER_PREFIX}excl ", "!! and more: one ! and the marker"),
+)
+_NEGATION_RULE_V3 = (
+    f"(^|[^a-z0-9'_])({_NEGATORS})\\s+((?:(?:{NEGATION_PREFIX}|{MARKER_PREFIX})[a-z0-9']+\\s+)*)"
+    f"(?!{NEGATION_PREFIX}|{MARKER_PREFIX})([a-z0-9'])",
+    f"$1$2 $3{NEGATION_PREFIX}$4",
+    "negation scope as in v2; markers are passed over, not marked",
+)
+
+
+def rules_v3(caps: bool = True, emoticons: bool = True, elongation: bool = True, punctuation: bool = True) -> Rules:
+    """Rules v3, or a subset of its markers (bench/levers.py measures each; only the full set has a
+    Spark-free twin)."""
+    return (
+        *((_CAPS_RULE,) if caps else ()),
+        LOWER,
+        *_ENTITIES,
+        *(_EMOTICON_RULES if emoticons else ()),
+        ("_", " ", "the underscore is reserved for the neg_ marker"),
+        ("#(\\w+)", "$1", "keep the hashtag word, drop the sign"),
+        *((_ELONGATION_RULE,) if elongation else ()),
+        ("(\\w)\\1{2,}", "$1$1", "sooooo -> soo: collapse letters repeated 3+ times"),
+        *(_PUNCTUATION_RULES if punctuation else ()),
+        *(_NEGATION_RULE_V3,) * NEGATION_SCOPE_WORDS,
+        ("[^a-z0-9'_!?\\s]", " ", "punctuation except ! ? and apostrophes (kept: they carry sentiment)"),
+        ("\\s+", " ", "collapse whitespace"),
+    )
+
+
+CLEANING_RULES_V3: Rules = rules_v3()
 CLEANING_RULES = CLEANING_RULES_V2
+RULE_VERSIONS: dict[str, Rules] = {"v1": CLEANING_RULES_V1, "v2": CLEANING_RULES_V2, "v3": CLEANING_RULES_V3}
 
 
 def _sql_literal(value: str) -> str:
@@ -86,33 +140,41 @@ def cleaning_sql(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL
 
 
 def cleaning_expr(input_col: str = RAW_TEXT_COL, rules: Rules = CLEANING_RULES) -> str:
-    """The Spark SQL expression that cleans `input_col` with `rules`."""
-    expr = f"lower(coalesce(`{input_col}`, ''))"
-    for pattern, replacement, _why in rules:
+    """The Spark SQL expression that cleans `input_col` with `rules` (lower-cased first, or at the
+    LOWER rule when there is one)."""
+    expr = f"coalesce(`{input_col}`, '')" if LOWER in rules else f"lower(coalesce(`{input_col}`, ''))"
+    for rule in rules:
+        pattern, replacement, _why = rule
+        if rule == LOWER:
+            expr = f"lower({expr})"
+            continue
         expr = f"regexp_replace({expr}, {_sql_literal(pattern)}, {_sql_literal(replacement)})"
     return f"trim({expr})"
 
 
-def _compile(rules: Rules) -> tuple[tuple[re.Pattern[str], str], ...]:
-    return tuple(
-        (re.compile(pattern, re.ASCII), re.sub(r"\$(\d)", r"\\\1", replacement)) for pattern, replacement, _ in rules
+def _compile(rules: Rules) -> tuple[tuple[re.Pattern[str] | None, str], ...]:
+    """Each rule as (compiled pattern, Python replacement); (None, "") is the LOWER step."""
+    steps = tuple(
+        (None if rule == LOWER else re.compile(rule[0], re.ASCII), re.sub(r"\$(\d)", r"\\\1", rule[1]))
+        for rule in rules
     )
+    return steps if LOWER in rules else ((None, ""), *steps)
 
 
-_COMPILED = {CLEANING_RULES_V1: _compile(CLEANING_RULES_V1), CLEANING_RULES_V2: _compile(CLEANING_RULES_V2)}
+_COMPILED = {rules: _compile(rules) for rules in RULE_VERSIONS.values()}
 
 
 def clean_text(text: str | None, rules: Rules = CLEANING_RULES) -> str:
     """Pure-Python twin of :func:`cleaning_sql` with the same `rules` (same rules, same order)."""
-    out = (text or "").lower()
+    out = text or ""
     for pattern, replacement in _COMPILED[rules]:
-        out = pattern.sub(replacement, out)
+        out = out.lower() if pattern is None else pattern.sub(replacement, out)
     return out.strip()
 
 
 def cleaner_for_sql(statement: str) -> Callable[[str | None], str] | None:
     """The Python twin of a saved cleaning statement, or None when no known rule version made it."""
-    for rules in (CLEANING_RULES_V2, CLEANING_RULES_V1):
+    for rules in (CLEANING_RULES_V3, CLEANING_RULES_V2, CLEANING_RULES_V1):
         if statement == cleaning_sql(RAW_TEXT_COL, CLEAN_TEXT_COL, rules):
             return functools.partial(clean_text, rules=rules)
     return None

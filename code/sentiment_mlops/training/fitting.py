@@ -15,8 +15,16 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.tuning import CrossValidator
 from pyspark.sql import DataFrame, SparkSession
 
+from sentiment_mlops.features.text_cleaning import RULE_VERSIONS
 from sentiment_mlops.training import metrics
-from sentiment_mlops.training.model_catalog import DEFAULT_BIGRAMS, MODEL_SPECS, ModelSpec, feature_pipeline
+from sentiment_mlops.training.model_catalog import (
+    DEFAULT_BIGRAMS,
+    DEFAULT_LEXICON,
+    DEFAULT_RULES,
+    MODEL_SPECS,
+    ModelSpec,
+    feature_pipeline,
+)
 
 log = logging.getLogger("sentiment_mlops.training")
 
@@ -75,11 +83,13 @@ def featurize(
     enable_caching: bool,
     timings: dict[str, float],
     bigrams: bool = DEFAULT_BIGRAMS,
+    lexicon: bool = DEFAULT_LEXICON,
+    cleaning_rules: str = DEFAULT_RULES,
 ) -> tuple[PipelineModel, DataFrame, DataFrame, DataFrame]:
     """Fit the feature pipeline on `train`; returns it and the three splits transformed (cached and
     materialised when `enable_caching`). Records `features_fit` (and `features_cache`) in `timings`."""
     t0 = time.perf_counter()
-    feature_model = feature_pipeline(num_features, bigrams).fit(train)
+    feature_model = feature_pipeline(num_features, bigrams, lexicon, RULE_VERSIONS[cleaning_rules]).fit(train)
     timings["features_fit"] = time.perf_counter() - t0
     train_f, val_f, test_f = (feature_model.transform(df) for df in (train, val, test))
     if enable_caching:
@@ -157,12 +167,16 @@ def train_models(
     stage_seconds: dict[str, float] | None = None,
     grouped: DataFrame | None = None,
     bigrams: bool = DEFAULT_BIGRAMS,
+    lexicon: bool = DEFAULT_LEXICON,
+    cleaning_rules: str = DEFAULT_RULES,
 ) -> list[ModelResult]:
     """Fit the shared feature pipeline once, then each classifier of `model_keys`; returns one result
     per key, in order, each also measured on `grouped` when given. Stage timings go into
     `stage_seconds` when given."""
     timings = stage_seconds if stage_seconds is not None else {}
-    feature_model, train_f, val_f, test_f = featurize(train, val, test, num_features, enable_caching, timings, bigrams)
+    feature_model, train_f, val_f, test_f = featurize(
+        train, val, test, num_features, enable_caching, timings, bigrams, lexicon, cleaning_rules
+    )
     grouped_f = feature_model.transform(grouped) if grouped is not None else None
     features = (train_f, val_f, test_f)
     return [

@@ -24,11 +24,12 @@ from sentiment_mlops.core.job_logging import configure_logging
 from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
 from sentiment_mlops.core.spark_session import delete_path, get_spark, job_settings, path_exists, write_text
 from sentiment_mlops.core.storage import join_uri, resolve_uri
+from sentiment_mlops.features.text_cleaning import RULE_VERSIONS
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
 from sentiment_mlops.training import data_loading, fitting, report, topic_split, tracking
 from sentiment_mlops.training.errors import TrainingError
-from sentiment_mlops.training.model_catalog import DEFAULT_BIGRAMS, parse_model_keys
+from sentiment_mlops.training.model_catalog import DEFAULT_BIGRAMS, DEFAULT_LEXICON, DEFAULT_RULES, parse_model_keys
 from sentiment_mlops.training.report import TrainingSummary
 
 log = logging.getLogger("sentiment_mlops.training")
@@ -56,6 +57,18 @@ def build_arg_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=DEFAULT_BIGRAMS,
         help="hash word bigrams beside the words (NGram stage)",
+    )
+    p.add_argument(
+        "--lexicon",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_LEXICON,
+        help="append VADER lexicon counts (positive/negative by strength) to the TF-IDF features",
+    )
+    p.add_argument(
+        "--cleaning-rules",
+        choices=sorted(RULE_VERSIONS),
+        default=DEFAULT_RULES,
+        help="cleaning rule version: v2 negation scope; v3 adds caps, emoticon, elongation and !! markers",
     )
     p.add_argument("--train-ratio", type=float, default=0.8)
     p.add_argument("--val-ratio", type=float, default=0.1)
@@ -192,6 +205,8 @@ def fit_models(
         timings,
         grouped,
         args.bigrams,
+        args.lexicon,
+        args.cleaning_rules,
     )
     best = fitting.pick_best(results)
     log.info(

@@ -6,14 +6,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.ml import Estimator, Pipeline
+from pyspark.ml import Estimator, Pipeline, Transformer
 from pyspark.ml.classification import LinearSVC, LogisticRegression, RandomForestClassifier
-from pyspark.ml.feature import IDF, HashingTF, NGram, RegexTokenizer, SQLTransformer, StopWordsRemover
+from pyspark.ml.feature import (
+    IDF,
+    HashingTF,
+    NGram,
+    RegexTokenizer,
+    SQLTransformer,
+    StopWordsRemover,
+    VectorAssembler,
+)
 from pyspark.ml.param import Param
 from pyspark.ml.tuning import ParamGridBuilder
 
+from sentiment_mlops.features import lexicon
 from sentiment_mlops.features.terms import BIGRAMS_COL, FILTERED_TOKENS_COL, NGRAM_N, TERMS_COL, terms_sql
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, cleaning_sql
+from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, CLEANING_RULES, RAW_TEXT_COL, Rules, cleaning_sql
 
 FEATURES_COL = "features"
 LABEL_COL = "label"
@@ -29,9 +38,11 @@ KEPT_STOP_WORDS = frozenset(
 )  # fmt: skip
 
 
-def cleaning_stage(input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL) -> SQLTransformer:
+def cleaning_stage(
+    input_col: str = RAW_TEXT_COL, output_col: str = CLEAN_TEXT_COL, rules: Rules = CLEANING_RULES
+) -> SQLTransformer:
     """The cleaning rules of features.text_cleaning as the pipeline's first stage."""
-    return SQLTransformer(statement=cleaning_sql(input_col, output_col))
+    return SQLTransformer(statement=cleaning_sql(input_col, output_col, rules))
 
 
 def stop_words() -> list[str]:
@@ -42,11 +53,38 @@ def stop_words() -> list[str]:
 # Off by default: hashed into the default 32,768 features, bigrams collide with words and cost 1.2-1.5
 # points on the random and the held-out-topic split alike (README "Model quality").
 DEFAULT_BIGRAMS = False
+DEFAULT_LEXICON = False
+DEFAULT_RULES = "v2"  # a key of text_cleaning.RULE_VERSIONS
 
 
-def feature_pipeline(num_features: int, bigrams: bool = DEFAULT_BIGRAMS) -> Pipeline:
+def lexicon_stages() -> list[Transformer]:
+    """features.lexicon: one StopWordsRemover per strength bucket, the counts, and the assembler that
+    appends them to the TF-IDF vector."""
+    buckets = lexicon.bucket_words()
+    removers = [
+        StopWordsRemover(
+            inputCol=FILTERED_TOKENS_COL, outputCol=lexicon.rest_col(i), stopWords=list(words), caseSensitive=True
+        )
+        for i, (_name, words) in enumerate(buckets)
+    ]
+    rest_cols = [lexicon.rest_col(i) for i in range(len(buckets))]
+    count_cols = [lexicon.count_col(i) for i in range(len(buckets))]
+    return [
+        *removers,
+        SQLTransformer(statement=lexicon.counts_sql(FILTERED_TOKENS_COL, rest_cols, count_cols)),
+        VectorAssembler(inputCols=[lexicon.TFIDF_COL, *count_cols], outputCol=FEATURES_COL),
+    ]
+
+
+def feature_pipeline(
+    num_features: int,
+    bigrams: bool = DEFAULT_BIGRAMS,
+    lexicon_counts: bool = DEFAULT_LEXICON,
+    rules: Rules = CLEANING_RULES,
+) -> Pipeline:
     """cleaning -> RegexTokenizer -> StopWordsRemover [-> NGram(2) -> concat(unigrams, bigrams)]
-    -> HashingTF -> IDF. Every stage has a pure-Python twin in the Spark-free model."""
+    -> HashingTF -> IDF [-> lexicon removers -> counts -> VectorAssembler]. Every stage has a
+    pure-Python twin in the Spark-free model."""
     terms = (
         [
             NGram(n=NGRAM_N, inputCol=FILTERED_TOKENS_COL, outputCol=BIGRAMS_COL),
@@ -58,12 +96,13 @@ def feature_pipeline(num_features: int, bigrams: bool = DEFAULT_BIGRAMS) -> Pipe
     hashed = TERMS_COL if bigrams else FILTERED_TOKENS_COL
     return Pipeline(
         stages=[
-            cleaning_stage(RAW_TEXT_COL, CLEAN_TEXT_COL),
+            cleaning_stage(RAW_TEXT_COL, CLEAN_TEXT_COL, rules),
             RegexTokenizer(inputCol=CLEAN_TEXT_COL, outputCol="tokens", pattern=TOKEN_PATTERN, gaps=False),
             StopWordsRemover(inputCol="tokens", outputCol=FILTERED_TOKENS_COL, stopWords=stop_words()),
             *terms,
             HashingTF(inputCol=hashed, outputCol="raw_features", numFeatures=num_features),
-            IDF(inputCol="raw_features", outputCol=FEATURES_COL, minDocFreq=2),
+            IDF(inputCol="raw_features", outputCol=lexicon.TFIDF_COL if lexicon_counts else FEATURES_COL, minDocFreq=2),
+            *(lexicon_stages() if lexicon_counts else []),
         ]
     )
 

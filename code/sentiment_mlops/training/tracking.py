@@ -42,6 +42,8 @@ def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_c
             "input": args.input,
             "num_features": args.num_features,
             "bigrams": args.bigrams,
+            "lexicon": args.lexicon,
+            "cleaning_rules": args.cleaning_rules,
             "train_ratio": args.train_ratio,
             "val_ratio": args.val_ratio,
             "sample_fraction": args.sample_fraction,

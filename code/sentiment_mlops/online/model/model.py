@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sentiment_mlops.features import lexicon
 from sentiment_mlops.features import terms as bigram_terms
 from sentiment_mlops.features.text_cleaning import (
     CLEAN_TEXT_COL,
@@ -35,12 +36,14 @@ from sentiment_mlops.online.model.stages import (
     DecisionTree,
     HashingTFStage,
     IDFStage,
+    LexiconCountsStage,
     LinearSVCStage,
     LogisticRegressionStage,
     Prediction,
     RandomForestStage,
     RegexTokenizerStage,
     StopWordsStage,
+    assemble,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -60,6 +63,9 @@ EXPECTED_STAGES_BIGRAMS = (
     "feature.SQLTransformer",
     *EXPECTED_STAGES[3:],
 )
+# With --lexicon, between IDF and the classifier: one StopWordsRemover per bucket, then these two.
+LEXICON_REMOVER = "feature.StopWordsRemover"
+LEXICON_TAIL = ["feature.SQLTransformer", "feature.VectorAssembler"]
 CLASSIFIERS = {
     "classification.LogisticRegressionModel",
     "classification.LinearSVCModel",
@@ -81,9 +87,11 @@ class SparkFreeModel:
         source: str,
         cleaner: Callable[[str | None], str] = clean_text,
         bigrams: bool = False,
+        lexicon_counts: LexiconCountsStage | None = None,
     ) -> None:
         self.cleaner = cleaner
         self.bigrams = bigrams
+        self.lexicon_counts = lexicon_counts
         self.tokenizer = tokenizer
         self.stop_words = stop_words
         self.hashing = hashing
@@ -102,7 +110,9 @@ class SparkFreeModel:
 
     @property
     def num_features(self) -> int:
-        return self.hashing.num_features
+        """The classifier's input size: the hashed terms, then the lexicon counts when present."""
+        extra = len(self.lexicon_counts.removers) if self.lexicon_counts else 0
+        return self.hashing.num_features + extra
 
     # Stage by stage, for tests and debugging.
     def clean(self, text: str | None) -> str:
@@ -122,9 +132,23 @@ class SparkFreeModel:
     def term_frequencies(self, text: str | None) -> dict[int, float]:
         return self.hashing(self.terms(text))
 
-    def features(self, text: str | None) -> tuple[list[int], list[float]]:
+    def tfidf(self, text: str | None) -> tuple[list[int], list[float]]:
         """The sparse TF-IDF vector as (sorted indices, values)."""
         return self.idf(self.term_frequencies(text))
+
+    def lexicon_features(self, text: str | None) -> list[float]:
+        """The lexicon counts per strength bucket (features.lexicon); [] without them."""
+        return self.lexicon_counts(self.filtered_tokens(text)) if self.lexicon_counts else []
+
+    def features(self, text: str | None) -> tuple[list[int], list[float]]:
+        """The classifier's sparse input as (sorted indices, values): TF-IDF, then the lexicon
+        counts assembled after it when the model has them."""
+        if self.lexicon_counts is None:
+            return self.tfidf(text)
+        tokens = self.filtered_tokens(text)
+        terms = bigram_terms.terms(tokens) if self.bigrams else tokens
+        tfidf = self.idf(self.hashing(terms))
+        return assemble(tfidf, self.hashing.num_features, self.lexicon_counts(tokens))
 
     def predict_one(self, text: str | None) -> Prediction:
         indices, values = self.features(text)
@@ -142,15 +166,20 @@ class SparkFreeModel:
             else "none: LinearSVC outputs no probability (raw margin only)",
             "num_features": self.num_features,
             "bigrams": self.bigrams,
+            "lexicon": self.lexicon_counts is not None,
             "spark_version": self.spark_version,
         }
 
 
-def _check_wiring(stages: Sequence[StageInfo]) -> None:
-    """The stages must form one chain: each reads the column the previous one wrote."""
+def _check_wiring(stages: Sequence[StageInfo], features_col: str | None = None) -> None:
+    """The core stages (cleaning to IDF, then the classifier) must form one chain: each reads the
+    column the previous one wrote; with lexicon stages between IDF and the classifier, the classifier
+    reads `features_col` (the assembler's output, checked by _lexicon_stages)."""
     # The SQLTransformers' columns are fixed by cleaning_sql() and terms_sql() (checked separately).
     previous_out = CLEAN_TEXT_COL
-    for stage in stages[1:-1]:
+    idf = next(s for s in stages if s.short_name == "IDFModel")
+    core = stages[1 : idf.index + 1]
+    for stage in core:
         if stage.short_name == "SQLTransformer":
             previous_out = bigram_terms.TERMS_COL
             continue
@@ -160,10 +189,11 @@ def _check_wiring(stages: Sequence[StageInfo]) -> None:
                 f"but the previous stage writes {previous_out!r}: not a linear text pipeline"
             )
         previous_out = stage.param("outputCol")
+    previous_out = features_col or previous_out
     classifier = stages[-1]
     if classifier.param("featuresCol") != previous_out:
         raise UnsupportedModelError(
-            f"classifier reads {classifier.params.get('featuresCol')!r}, but IDF writes {previous_out!r}"
+            f"classifier reads {classifier.params.get('featuresCol')!r}, but the features are in {previous_out!r}"
         )
 
 
@@ -333,33 +363,69 @@ def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeM
             raise UnsupportedModelError(f"stage folder {folder.name} missing under {root / 'stages'}")
         stages.append(stage_info(i, folder))
     found = [s.class_name.removeprefix(SPARK_ML) for s in stages]
-    bigrams = tuple(found[:-1]) == EXPECTED_STAGES_BIGRAMS
-    if not (tuple(found[:-1]) == EXPECTED_STAGES or bigrams) or not found or found[-1] not in CLASSIFIERS:
-        unknown = [c for c in found if c not in EXPECTED_STAGES_BIGRAMS and c not in CLASSIFIERS]
+    bigrams = tuple(found[: len(EXPECTED_STAGES_BIGRAMS)]) == EXPECTED_STAGES_BIGRAMS
+    core = len(EXPECTED_STAGES_BIGRAMS if bigrams else EXPECTED_STAGES)
+    extra = found[core:-1]
+    lexicon_block = len(extra) >= 3 and extra[-2:] == LEXICON_TAIL and set(extra[:-2]) == {LEXICON_REMOVER}
+    if (
+        len(found) <= core
+        or tuple(found[:core]) != (EXPECTED_STAGES_BIGRAMS if bigrams else EXPECTED_STAGES)
+        or (extra and not lexicon_block)
+        or found[-1] not in CLASSIFIERS
+    ):
+        known = {*EXPECTED_STAGES_BIGRAMS, *LEXICON_TAIL, *CLASSIFIERS}
+        unknown = [c for c in found if c not in known]
         raise UnsupportedModelError(
             "unsupported pipeline: expected stages "
             f"{' -> '.join(s.split('.')[-1] for s in EXPECTED_STAGES)} [with NGram -> SQLTransformer before "
-            "HashingTF] -> one of "
+            "HashingTF] [then StopWordsRemover... -> SQLTransformer -> VectorAssembler (lexicon)] -> one of "
             f"{sorted(c.split('.')[-1] for c in CLASSIFIERS)}, found {' -> '.join(c.split('.')[-1] for c in found)}"
             + (f" (unknown stage types: {', '.join(unknown)})" if unknown else "")
         )
     cleaner = _sql_stage(stages[0])
-    _check_wiring(stages)
+    idf_info = stages[core - 1]
+    counts = _lexicon_stages(stages[core:-1], idf_info.param("outputCol")) if extra else None
+    _check_wiring(stages, stages[-2].param("outputCol") if extra else None)
     if bigrams:
         _terms_stage(stages[3], stages[4])
-    hashing = _hashing_stage(stages[-3])
+    hashing = _hashing_stage(stages[core - 2])
     n = hashing.num_features
     return SparkFreeModel(
         tokenizer=_tokenizer_stage(stages[1]),
         stop_words=_stop_words_stage(stages[2]),
         hashing=hashing,
-        idf=_idf_stage(stages[-2], n),
-        classifier=_classifier(found[-1], stages[-1], n),
+        idf=_idf_stage(idf_info, n),
+        classifier=_classifier(found[-1], stages[-1], n + (len(counts.removers) if counts else 0)),
         spark_version=str(meta.get("sparkVersion", "")),
         source=source or str(root),
         cleaner=cleaner,
         bigrams=bigrams,
+        lexicon_counts=counts,
     )
+
+
+def _lexicon_stages(stages: Sequence[StageInfo], tfidf_col: str) -> LexiconCountsStage:
+    """features.lexicon's stages: removers over the filtered tokens, the counts statement, and the
+    assembler of [TF-IDF, counts...]; refused unless each is exactly what the Python twin computes."""
+    *removers, counts_sql, assembler = stages
+    for remover in removers:
+        if remover.param("inputCol") != bigram_terms.FILTERED_TOKENS_COL:
+            raise UnsupportedModelError(
+                f"lexicon stage {remover.index} reads {remover.params.get('inputCol')!r}, "
+                f"not {bigram_terms.FILTERED_TOKENS_COL!r}"
+            )
+    inputs = list(assembler.param("inputCols"))
+    if not inputs or inputs[0] != tfidf_col:
+        raise UnsupportedModelError(f"VectorAssembler assembles {inputs}, which does not start with {tfidf_col!r}")
+    expected = lexicon.counts_sql(
+        bigram_terms.FILTERED_TOKENS_COL, [r.param("outputCol") for r in removers], inputs[1:]
+    )
+    if counts_sql.param("statement") != expected:
+        raise UnsupportedModelError(
+            f"the lexicon SQLTransformer is {counts_sql.param('statement')[:200]!r}..., "
+            "not features.lexicon.counts_sql() over the lexicon removers"
+        )
+    return LexiconCountsStage(tuple(_stop_words_stage(r) for r in removers))
 
 
 def _classifier(kind: str, stage: StageInfo, num_features: int) -> Classifier:

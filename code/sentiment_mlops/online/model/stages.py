@@ -89,6 +89,30 @@ class IDFStage:
         return indices, [counts[i] * idf[i] for i in indices]
 
 
+@dataclass(frozen=True)
+class LexiconCountsStage:
+    """features.lexicon: per bucket, how many tokens its StopWordsRemover takes out, as doubles
+    (`CAST(size(tokens) - size(rest) AS DOUBLE)`)."""
+
+    removers: tuple[StopWordsStage, ...]
+
+    def __call__(self, tokens: list[str]) -> list[float]:
+        return [float(len(tokens) - len(remove(tokens))) for remove in self.removers]
+
+
+def assemble(vector: tuple[list[int], list[float]], size: int, numbers: list[float]) -> tuple[list[int], list[float]]:
+    """VectorAssembler of one sparse vector of `size` and some numbers: the vector's entries then the
+    numbers at size, size + 1, ...; like Spark's assembler, zero values are left out."""
+    indices, values = vector
+    out_i = [i for i, v in zip(indices, values, strict=True) if v != 0.0]
+    out_v = [v for v in values if v != 0.0]
+    for k, number in enumerate(numbers):
+        if number != 0.0:
+            out_i.append(size + k)
+            out_v.append(number)
+    return out_i, out_v
+
+
 # --------------------------------------------------------------------------------------------
 # Classifiers.
 
