@@ -1,12 +1,12 @@
 """Benchmark: each feature lever of issue 16, measured the same way in one Spark session.
 
 The training job's own splits (held-out topics by `topic_split`, then the seeded random split) and
-feature pipeline (`model_catalog.feature_pipeline` with each option), LogisticRegression and
-LinearSVC with the catalog's defaults; per lever and model: random-split (test) accuracy, grouped-split
-accuracy, accuracy on the hand-written sanity set tests/model/data/ood_sanity.tsv, and the seconds
-the features and the fit took. Not a test: run it by hand on local[2],
+feature pipeline (`fitting.fit_feature_model` with each option), then the catalog's classifiers with
+their defaults; per lever and model: random-split (test) accuracy, grouped-split accuracy, accuracy
+on the hand-written sanity set tests/model/data/ood_sanity.tsv, and the seconds the features and the
+fit took. Not a test: run it by hand on local[2],
 
-    .venv/bin/python bench/levers.py [--input PATH] [--levers base,lexicon,...] [--models lr,svc]
+    .venv/bin/python bench/levers.py [--input PATH] [--levers 1,2,...|all] [--models lr,svc]
 
 and it writes bench/results/levers.json. bench/train.py measures the kept configuration end to end.
 """
@@ -26,20 +26,22 @@ SANITY = ROOT / "tests" / "model" / "data" / "ood_sanity.tsv"
 DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "sentiment140" / "train_100k.csv"
 
 
-# lever name -> feature_pipeline keyword arguments (cumulative where the name says so).
 def levers() -> dict[str, dict[str, Any]]:
+    """Lever name -> fit_feature_model keyword arguments; \"+\" means added to rules v2 words."""
     from sentiment_mlops.features.text_cleaning import CLEANING_RULES_V3, rules_v3
 
     only = {m: {k: k == m for k in ("caps", "emoticons", "elongation", "punctuation")} for m in
             ("caps", "emoticons", "elongation", "punctuation")}  # fmt: skip
     return {
         "base (rules v2)": {},
-        "+ lexicon": {"lexicon_counts": True},
-        "+ bigrams": {"bigrams": True},
-        "+ lexicon + bigrams": {"lexicon_counts": True, "bigrams": True},
-        **{f"rules v2 + {m} markers": {"rules": rules_v3(**flags)} for m, flags in only.items()},
+        "+ lexicon": {"lexicon": True},
         "rules v3 (all markers)": {"rules": CLEANING_RULES_V3},
-        "rules v3 + lexicon": {"rules": CLEANING_RULES_V3, "lexicon_counts": True},
+        "rules v3 + lexicon": {"rules": CLEANING_RULES_V3, "lexicon": True},
+        "+ NB scaling": {"nb": True},
+        "+ lexicon + NB scaling": {"lexicon": True, "nb": True},
+        "rules v3 + lexicon + NB scaling": {"rules": CLEANING_RULES_V3, "lexicon": True, "nb": True},
+        "+ bigrams": {"bigrams": True},
+        **{f"rules v3, {m} marker only": {"rules": rules_v3(**flags)} for m, flags in only.items()},
     }
 
 
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from sentiment_mlops.core.spark_session import get_spark
     from sentiment_mlops.training import data_loading, metrics, topic_split
-    from sentiment_mlops.training.model_catalog import MODEL_SPECS, feature_pipeline, parse_model_keys
+    from sentiment_mlops.training.fitting import fit_feature_model
+    from sentiment_mlops.training.model_catalog import MODEL_SPECS, parse_model_keys
 
     spark = get_spark("bench-levers")
     labelled, _ = data_loading.load_labelled(spark, opts.input)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(table) if opts.levers == "all" else [list(table)[int(i) - 1] for i in opts.levers.split(",")]
     for lever in names:
         t0 = time.perf_counter()
-        features = feature_pipeline(32768, **table[lever]).fit(train)
+        features = fit_feature_model(train, 32768, **table[lever])
         train_f = features.transform(train).cache()
         train_f.count()
         feature_seconds = time.perf_counter() - t0

@@ -341,35 +341,49 @@ LEXICON_PROBES = [
 ]
 
 
-def test_lexicon_pipeline_equals_spark(spark, sample_csv: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The optional lexicon stages (`--lexicon`: removers, counts, VectorAssembler) have exact Python
-    twins: the same counts, the same assembled vector (zeros left out), the same predictions."""
-    from pyspark.ml import Pipeline
+@pytest.mark.parametrize(
+    ("lexicon_on", "nb", "rules", "bigrams"),
+    [(True, False, "v2", False), (False, True, "v2", False), (True, True, "v3", True)],
+    ids=["lexicon", "nb-scaling", "v3-lexicon-nb-bigrams"],
+)
+def test_optional_feature_stages_equal_spark(  # type: ignore[no-untyped-def]
+    spark, sample_csv: Path, tmp_path: Path, lexicon_on: bool, nb: bool, rules: str, bigrams: bool
+) -> None:
+    """The optional stages (`--lexicon`: removers, counts, VectorAssembler; `--nb-scaling`:
+    ElementwiseProduct; `--cleaning-rules v3`) have exact Python twins: the same counts, the same
+    classifier input (assembled without zeros, scaled), the same predictions."""
+    from pyspark.ml import PipelineModel
     from pyspark.ml.classification import LogisticRegression
 
     from sentiment_mlops.features import lexicon
-    from sentiment_mlops.training.model_catalog import FEATURES_COL, feature_pipeline
+    from sentiment_mlops.features.text_cleaning import RULE_VERSIONS
+    from sentiment_mlops.training.fitting import fit_feature_model
+    from sentiment_mlops.training.model_catalog import FEATURES_COL
 
     texts = real_tweets(sample_csv, every=100)
     labelled = spark.createDataFrame([(t, float(i % 2)) for i, t in enumerate(texts)], "text string, label double")
-    stages = [*feature_pipeline(4096, bigrams=True, lexicon_counts=True).getStages()]
-    fitted = Pipeline(stages=[*stages, LogisticRegression(featuresCol=FEATURES_COL, maxIter=5)]).fit(labelled)
-    fitted.write().overwrite().save(str(tmp_path / "lexicon"))
-    model = sfm.load_spark_ml_dir(tmp_path / "lexicon")
-    assert model.describe()["lexicon"] and model.num_features == 4096 + len(lexicon.BUCKETS)
+    features = fit_feature_model(labelled, 4096, bigrams, lexicon_on, RULE_VERSIONS[rules], nb)
+    classifier = LogisticRegression(featuresCol=FEATURES_COL, maxIter=5).fit(features.transform(labelled))
+    fitted = PipelineModel(stages=[*features.stages, classifier])
+    fitted.write().overwrite().save(str(tmp_path / "model"))
+    model = sfm.load_spark_ml_dir(tmp_path / "model")
+    described = model.describe()
+    assert (described["lexicon"], described["nb_scaling"], described["bigrams"]) == (lexicon_on, nb, bigrams)
+    assert model.num_features == 4096 + (len(lexicon.BUCKETS) if lexicon_on else 0)
     probe = [*LEXICON_PROBES, *texts[:300], *EDGE_CASES]
     rows = fitted.transform(spark.createDataFrame([(t,) for t in probe], "text string")).collect()
-    count_cols = [lexicon.count_col(i) for i in range(len(lexicon.BUCKETS))]
+    count_cols = [lexicon.count_col(i) for i in range(len(lexicon.BUCKETS))] if lexicon_on else []
     for text, row in zip(probe, rows, strict=True):
+        assert model.clean(text) == row["clean_text"], text
         assert model.lexicon_features(text) == [row[c] for c in count_cols], text
-        features = row[FEATURES_COL]
-        assert model.features(text) == (features.indices.tolist(), features.values.tolist()), text
+        vector = row[FEATURES_COL]
+        assert model.features(text) == (vector.indices.tolist(), vector.values.tolist()), text
         pred = model.predict_one(text)
         assert pred.label == int(row["prediction"]), text
         assert pred.raw_prediction == tuple(row["rawPrediction"].toArray().tolist()), text
         _same_probabilities(pred.probabilities, row["probability"].toArray().tolist(), text)
-    # The words a user reads as positive or negative land in the matching buckets.
-    happy, hate = model.lexicon_features(LEXICON_PROBES[0]), model.lexicon_features(LEXICON_PROBES[1])
-    assert sum(happy[:3]) >= 3 and sum(happy[3:]) == 0
-    assert sum(hate[3:]) >= 2  # "neg_good" (negated) and "hate"
-    assert sum(any(row[c] for c in count_cols) for row in rows) > len(rows) // 2
+    if lexicon_on:  # the words a user reads as positive or negative land in the matching buckets
+        happy, hate = model.lexicon_features(LEXICON_PROBES[0]), model.lexicon_features(LEXICON_PROBES[1])
+        assert sum(happy[:3]) >= 3 and sum(happy[3:]) == 0
+        assert sum(hate[3:]) >= 2  # "neg_good" (negated) and "hate"
+        assert sum(any(row[c] for c in count_cols) for row in rows) > len(rows) // 2

@@ -15,13 +15,16 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.tuning import CrossValidator
 from pyspark.sql import DataFrame, SparkSession
 
-from sentiment_mlops.features.text_cleaning import RULE_VERSIONS
-from sentiment_mlops.training import metrics
+from sentiment_mlops.features.text_cleaning import RULE_VERSIONS, Rules
+from sentiment_mlops.training import metrics, nb_scaling
 from sentiment_mlops.training.model_catalog import (
     DEFAULT_BIGRAMS,
     DEFAULT_LEXICON,
+    DEFAULT_NB_SCALING,
     DEFAULT_RULES,
+    FEATURES_COL,
     MODEL_SPECS,
+    UNSCALED_FEATURES_COL,
     ModelSpec,
     feature_pipeline,
 )
@@ -75,6 +78,23 @@ def fit_one(spec: ModelSpec, train_features: DataFrame, enable_cv: bool, cv_fold
     return cv_model.bestModel, best_params
 
 
+def fit_feature_model(
+    train: DataFrame,
+    num_features: int,
+    bigrams: bool = DEFAULT_BIGRAMS,
+    lexicon: bool = DEFAULT_LEXICON,
+    rules: Rules = RULE_VERSIONS[DEFAULT_RULES],
+    nb: bool = DEFAULT_NB_SCALING,
+) -> PipelineModel:
+    """The feature pipeline fitted on `train`; with `nb`, followed by the NB log-count-ratio scaling
+    fitted on the same rows (training/nb_scaling.py)."""
+    if not nb:
+        return feature_pipeline(num_features, bigrams, lexicon, rules).fit(train)
+    unscaled = feature_pipeline(num_features, bigrams, lexicon, rules, UNSCALED_FEATURES_COL).fit(train)
+    scaler = nb_scaling.scaling_stage(unscaled.transform(train), UNSCALED_FEATURES_COL, FEATURES_COL)
+    return PipelineModel(stages=[*unscaled.stages, scaler])
+
+
 def featurize(
     train: DataFrame,
     val: DataFrame,
@@ -85,11 +105,12 @@ def featurize(
     bigrams: bool = DEFAULT_BIGRAMS,
     lexicon: bool = DEFAULT_LEXICON,
     cleaning_rules: str = DEFAULT_RULES,
+    nb: bool = DEFAULT_NB_SCALING,
 ) -> tuple[PipelineModel, DataFrame, DataFrame, DataFrame]:
     """Fit the feature pipeline on `train`; returns it and the three splits transformed (cached and
     materialised when `enable_caching`). Records `features_fit` (and `features_cache`) in `timings`."""
     t0 = time.perf_counter()
-    feature_model = feature_pipeline(num_features, bigrams, lexicon, RULE_VERSIONS[cleaning_rules]).fit(train)
+    feature_model = fit_feature_model(train, num_features, bigrams, lexicon, RULE_VERSIONS[cleaning_rules], nb)
     timings["features_fit"] = time.perf_counter() - t0
     train_f, val_f, test_f = (feature_model.transform(df) for df in (train, val, test))
     if enable_caching:
@@ -169,13 +190,14 @@ def train_models(
     bigrams: bool = DEFAULT_BIGRAMS,
     lexicon: bool = DEFAULT_LEXICON,
     cleaning_rules: str = DEFAULT_RULES,
+    nb: bool = DEFAULT_NB_SCALING,
 ) -> list[ModelResult]:
     """Fit the shared feature pipeline once, then each classifier of `model_keys`; returns one result
     per key, in order, each also measured on `grouped` when given. Stage timings go into
     `stage_seconds` when given."""
     timings = stage_seconds if stage_seconds is not None else {}
     feature_model, train_f, val_f, test_f = featurize(
-        train, val, test, num_features, enable_caching, timings, bigrams, lexicon, cleaning_rules
+        train, val, test, num_features, enable_caching, timings, bigrams, lexicon, cleaning_rules, nb
     )
     grouped_f = feature_model.transform(grouped) if grouped is not None else None
     features = (train_f, val_f, test_f)

@@ -29,7 +29,13 @@ from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
 from sentiment_mlops.training import data_loading, fitting, report, topic_split, tracking
 from sentiment_mlops.training.errors import TrainingError
-from sentiment_mlops.training.model_catalog import DEFAULT_BIGRAMS, DEFAULT_LEXICON, DEFAULT_RULES, parse_model_keys
+from sentiment_mlops.training.model_catalog import (
+    DEFAULT_BIGRAMS,
+    DEFAULT_LEXICON,
+    DEFAULT_NB_SCALING,
+    DEFAULT_RULES,
+    parse_model_keys,
+)
 from sentiment_mlops.training.report import TrainingSummary
 
 log = logging.getLogger("sentiment_mlops.training")
@@ -69,6 +75,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
         choices=sorted(RULE_VERSIONS),
         default=DEFAULT_RULES,
         help="cleaning rule version: v2 negation scope; v3 adds caps, emoticon, elongation and !! markers",
+    )
+    p.add_argument(
+        "--nb-scaling",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_NB_SCALING,
+        help="scale the features by their NB log-count ratios (NB-SVM style) before the classifiers",
     )
     p.add_argument("--train-ratio", type=float, default=0.8)
     p.add_argument("--val-ratio", type=float, default=0.1)
@@ -207,6 +219,7 @@ def fit_models(
         args.bigrams,
         args.lexicon,
         args.cleaning_rules,
+        args.nb_scaling,
     )
     best = fitting.pick_best(results)
     log.info(

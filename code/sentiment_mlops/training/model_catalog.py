@@ -55,9 +55,11 @@ def stop_words() -> list[str]:
 DEFAULT_BIGRAMS = False
 DEFAULT_LEXICON = False
 DEFAULT_RULES = "v2"  # a key of text_cleaning.RULE_VERSIONS
+DEFAULT_NB_SCALING = False
+UNSCALED_FEATURES_COL = "unscaled_features"  # with NB scaling, the features before it
 
 
-def lexicon_stages() -> list[Transformer]:
+def lexicon_stages(features_col: str = FEATURES_COL) -> list[Transformer]:
     """features.lexicon: one StopWordsRemover per strength bucket, the counts, and the assembler that
     appends them to the TF-IDF vector."""
     buckets = lexicon.bucket_words()
@@ -72,7 +74,7 @@ def lexicon_stages() -> list[Transformer]:
     return [
         *removers,
         SQLTransformer(statement=lexicon.counts_sql(FILTERED_TOKENS_COL, rest_cols, count_cols)),
-        VectorAssembler(inputCols=[lexicon.TFIDF_COL, *count_cols], outputCol=FEATURES_COL),
+        VectorAssembler(inputCols=[lexicon.TFIDF_COL, *count_cols], outputCol=features_col),
     ]
 
 
@@ -81,6 +83,7 @@ def feature_pipeline(
     bigrams: bool = DEFAULT_BIGRAMS,
     lexicon_counts: bool = DEFAULT_LEXICON,
     rules: Rules = CLEANING_RULES,
+    features_col: str = FEATURES_COL,
 ) -> Pipeline:
     """cleaning -> RegexTokenizer -> StopWordsRemover [-> NGram(2) -> concat(unigrams, bigrams)]
     -> HashingTF -> IDF [-> lexicon removers -> counts -> VectorAssembler]. Every stage has a
@@ -101,8 +104,8 @@ def feature_pipeline(
             StopWordsRemover(inputCol="tokens", outputCol=FILTERED_TOKENS_COL, stopWords=stop_words()),
             *terms,
             HashingTF(inputCol=hashed, outputCol="raw_features", numFeatures=num_features),
-            IDF(inputCol="raw_features", outputCol=lexicon.TFIDF_COL if lexicon_counts else FEATURES_COL, minDocFreq=2),
-            *(lexicon_stages() if lexicon_counts else []),
+            IDF(inputCol="raw_features", outputCol=lexicon.TFIDF_COL if lexicon_counts else features_col, minDocFreq=2),
+            *(lexicon_stages(features_col) if lexicon_counts else []),
         ]
     )
 

@@ -44,6 +44,7 @@ def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_c
             "bigrams": args.bigrams,
             "lexicon": args.lexicon,
             "cleaning_rules": args.cleaning_rules,
+            "nb_scaling": args.nb_scaling,
             "train_ratio": args.train_ratio,
             "val_ratio": args.val_ratio,
             "sample_fraction": args.sample_fraction,

@@ -42,6 +42,7 @@ from sentiment_mlops.online.model.stages import (
     Prediction,
     RandomForestStage,
     RegexTokenizerStage,
+    ScalingStage,
     StopWordsStage,
     assemble,
 )
@@ -66,6 +67,7 @@ EXPECTED_STAGES_BIGRAMS = (
 # With --lexicon, between IDF and the classifier: one StopWordsRemover per bucket, then these two.
 LEXICON_REMOVER = "feature.StopWordsRemover"
 LEXICON_TAIL = ["feature.SQLTransformer", "feature.VectorAssembler"]
+SCALING = "feature.ElementwiseProduct"  # with --nb-scaling, just before the classifier
 CLASSIFIERS = {
     "classification.LogisticRegressionModel",
     "classification.LinearSVCModel",
@@ -88,7 +90,9 @@ class SparkFreeModel:
         cleaner: Callable[[str | None], str] = clean_text,
         bigrams: bool = False,
         lexicon_counts: LexiconCountsStage | None = None,
+        scaling: ScalingStage | None = None,
     ) -> None:
+        self.scaling = scaling
         self.cleaner = cleaner
         self.bigrams = bigrams
         self.lexicon_counts = lexicon_counts
@@ -140,15 +144,20 @@ class SparkFreeModel:
         """The lexicon counts per strength bucket (features.lexicon); [] without them."""
         return self.lexicon_counts(self.filtered_tokens(text)) if self.lexicon_counts else []
 
-    def features(self, text: str | None) -> tuple[list[int], list[float]]:
-        """The classifier's sparse input as (sorted indices, values): TF-IDF, then the lexicon
-        counts assembled after it when the model has them."""
+    def unscaled_features(self, text: str | None) -> tuple[list[int], list[float]]:
+        """TF-IDF, then the lexicon counts assembled after it when the model has them."""
         if self.lexicon_counts is None:
             return self.tfidf(text)
         tokens = self.filtered_tokens(text)
         terms = bigram_terms.terms(tokens) if self.bigrams else tokens
         tfidf = self.idf(self.hashing(terms))
         return assemble(tfidf, self.hashing.num_features, self.lexicon_counts(tokens))
+
+    def features(self, text: str | None) -> tuple[list[int], list[float]]:
+        """The classifier's sparse input as (sorted indices, values): the unscaled features, times
+        the NB log-count ratios when the model has them."""
+        unscaled = self.unscaled_features(text)
+        return self.scaling(unscaled) if self.scaling else unscaled
 
     def predict_one(self, text: str | None) -> Prediction:
         indices, values = self.features(text)
@@ -167,6 +176,7 @@ class SparkFreeModel:
             "num_features": self.num_features,
             "bigrams": self.bigrams,
             "lexicon": self.lexicon_counts is not None,
+            "nb_scaling": self.scaling is not None,
             "spark_version": self.spark_version,
         }
 
@@ -365,7 +375,8 @@ def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeM
     found = [s.class_name.removeprefix(SPARK_ML) for s in stages]
     bigrams = tuple(found[: len(EXPECTED_STAGES_BIGRAMS)]) == EXPECTED_STAGES_BIGRAMS
     core = len(EXPECTED_STAGES_BIGRAMS if bigrams else EXPECTED_STAGES)
-    extra = found[core:-1]
+    scaled = len(found) >= 2 and found[-2] == SCALING
+    extra = found[core : -2 if scaled else -1]
     lexicon_block = len(extra) >= 3 and extra[-2:] == LEXICON_TAIL and set(extra[:-2]) == {LEXICON_REMOVER}
     if (
         len(found) <= core
@@ -373,35 +384,49 @@ def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeM
         or (extra and not lexicon_block)
         or found[-1] not in CLASSIFIERS
     ):
-        known = {*EXPECTED_STAGES_BIGRAMS, *LEXICON_TAIL, *CLASSIFIERS}
+        known = {*EXPECTED_STAGES_BIGRAMS, *LEXICON_TAIL, SCALING, *CLASSIFIERS}
         unknown = [c for c in found if c not in known]
         raise UnsupportedModelError(
             "unsupported pipeline: expected stages "
             f"{' -> '.join(s.split('.')[-1] for s in EXPECTED_STAGES)} [with NGram -> SQLTransformer before "
-            "HashingTF] [then StopWordsRemover... -> SQLTransformer -> VectorAssembler (lexicon)] -> one of "
+            "HashingTF] [then StopWordsRemover... -> SQLTransformer -> VectorAssembler (lexicon)] "
+            "[-> ElementwiseProduct (NB scaling)] -> one of "
             f"{sorted(c.split('.')[-1] for c in CLASSIFIERS)}, found {' -> '.join(c.split('.')[-1] for c in found)}"
             + (f" (unknown stage types: {', '.join(unknown)})" if unknown else "")
         )
     cleaner = _sql_stage(stages[0])
     idf_info = stages[core - 1]
-    counts = _lexicon_stages(stages[core:-1], idf_info.param("outputCol")) if extra else None
-    _check_wiring(stages, stages[-2].param("outputCol") if extra else None)
+    counts = _lexicon_stages(stages[core : core + len(extra)], idf_info.param("outputCol")) if extra else None
+    features_col = stages[core + len(extra) - 1].param("outputCol")
+    scaling = _scaling_stage(stages[-2], features_col) if scaled else None
+    _check_wiring(stages, stages[-2].param("outputCol") if extra or scaled else None)
     if bigrams:
         _terms_stage(stages[3], stages[4])
     hashing = _hashing_stage(stages[core - 2])
-    n = hashing.num_features
+    n = hashing.num_features + (len(counts.removers) if counts else 0)
+    if scaling is not None and len(scaling.factors) != n:
+        raise UnsupportedModelError(
+            f"ElementwiseProduct scales {len(scaling.factors)} features, the pipeline makes {n}"
+        )
     return SparkFreeModel(
         tokenizer=_tokenizer_stage(stages[1]),
         stop_words=_stop_words_stage(stages[2]),
         hashing=hashing,
-        idf=_idf_stage(idf_info, n),
-        classifier=_classifier(found[-1], stages[-1], n + (len(counts.removers) if counts else 0)),
+        idf=_idf_stage(idf_info, hashing.num_features),
+        classifier=_classifier(found[-1], stages[-1], n),
         spark_version=str(meta.get("sparkVersion", "")),
         source=source or str(root),
         cleaner=cleaner,
         bigrams=bigrams,
         lexicon_counts=counts,
+        scaling=scaling,
     )
+
+
+def _scaling_stage(stage: StageInfo, features_col: str) -> ScalingStage:
+    if stage.param("inputCol") != features_col:
+        raise UnsupportedModelError(f"ElementwiseProduct reads {stage.param('inputCol')!r}, not {features_col!r}")
+    return ScalingStage(dense_vector(stage.param("scalingVec"), "ElementwiseProduct scalingVec"))
 
 
 def _lexicon_stages(stages: Sequence[StageInfo], tfidf_col: str) -> LexiconCountsStage:

@@ -100,6 +100,19 @@ class LexiconCountsStage:
         return [float(len(tokens) - len(remove(tokens))) for remove in self.removers]
 
 
+@dataclass(frozen=True)
+class ScalingStage:
+    """ElementwiseProduct (NB log-count-ratio scaling): each value times its feature's factor; a
+    sparse vector keeps its indices, zeros included, as Spark's does."""
+
+    factors: list[float]
+
+    def __call__(self, vector: tuple[list[int], list[float]]) -> tuple[list[int], list[float]]:
+        indices, values = vector
+        factors = self.factors
+        return indices, [v * factors[i] for i, v in zip(indices, values, strict=True)]
+
+
 def assemble(vector: tuple[list[int], list[float]], size: int, numbers: list[float]) -> tuple[list[int], list[float]]:
     """VectorAssembler of one sparse vector of `size` and some numbers: the vector's entries then the
     numbers at size, size + 1, ...; like Spark's assembler, zero values are left out."""
