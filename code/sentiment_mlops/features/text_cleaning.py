@@ -89,9 +89,9 @@ _EMOTICON_RULES: Rules = (
     ("(?:[:;=]'?-?[(\\[/|]+|</3)(?![a-z0-9])", f" {MARKER_PREFIX}emoneg ", "sad emoticons"),
 )
 _ELONGATION_RULE = (
-    "([a-z0-9']*([a-z])\\2{2,}[a-z0-9']*)",
-    f"$1 {MARKER_PREFIX}elong",
-    "a word with a letter repeated 3+ times is emphasis",
+    "([a-z])\\1{2,}([a-z0-9']*)",
+    f"$1$1$2 {MARKER_PREFIX}elong",
+    "a letter repeated 3+ times is emphasis: collapse it to two, and the marker after the word",
 )
 _PUNCTUATION_RULES: Rules = (
     ("[!?]*(?:\\?!|!\\?)[!?]*", f" ? {MARKER_PREFIX}interro ", "?! and !? (with any more of them)"),

@@ -96,8 +96,24 @@ class LexiconCountsStage:
 
     removers: tuple[StopWordsStage, ...]
 
+    def __post_init__(self) -> None:
+        # One dict look-up per token instead of one pass per remover, when that counts the same:
+        # case-sensitive removers with disjoint word lists (what features.lexicon builds).
+        words = [w for r in self.removers for w in r.stop_words]
+        fast = all(r.case_sensitive for r in self.removers) and len(words) == len(set(words))
+        index = {w: k for k, r in enumerate(self.removers) for w in r.stop_words} if fast else None
+        object.__setattr__(self, "_index", index)
+
     def __call__(self, tokens: list[str]) -> list[float]:
-        return [float(len(tokens) - len(remove(tokens))) for remove in self.removers]
+        index: dict[str, int] | None = self._index  # type: ignore[attr-defined]
+        if index is None:
+            return [float(len(tokens) - len(remove(tokens))) for remove in self.removers]
+        counts = [0] * len(self.removers)
+        for token in tokens:
+            k = index.get(token)
+            if k is not None:
+                counts[k] += 1
+        return [float(c) for c in counts]
 
 
 @dataclass(frozen=True)
