@@ -58,29 +58,18 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT)
     p.add_argument("--registered-model-name", default=DEFAULT_REGISTERED_MODEL_NAME)
     p.add_argument("--num-features", type=int, default=32768)
-    p.add_argument(
-        "--bigrams",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULT_BIGRAMS,
-        help="hash word bigrams beside the words (NGram stage)",
-    )
-    p.add_argument(
-        "--lexicon",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULT_LEXICON,
-        help="append VADER lexicon counts (positive/negative by strength) to the TF-IDF features",
-    )
+    # Feature levers (README "Model quality"); each also takes --no-FLAG.
+    for flag, default, help_text in (
+        ("--bigrams", DEFAULT_BIGRAMS, "hash word bigrams beside the words (NGram stage)"),
+        ("--lexicon", DEFAULT_LEXICON, "append VADER lexicon counts (positive/negative by strength) to TF-IDF"),
+        ("--nb-scaling", DEFAULT_NB_SCALING, "scale the features by their NB log-count ratios (NB-SVM style)"),
+    ):
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
     p.add_argument(
         "--cleaning-rules",
         choices=sorted(RULE_VERSIONS),
         default=DEFAULT_RULES,
         help="cleaning rule version: v2 negation scope; v3 adds caps, emoticon, elongation and !! markers",
-    )
-    p.add_argument(
-        "--nb-scaling",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULT_NB_SCALING,
-        help="scale the features by their NB log-count ratios (NB-SVM style) before the classifiers",
     )
     p.add_argument("--train-ratio", type=float, default=0.8)
     p.add_argument("--val-ratio", type=float, default=0.1)
