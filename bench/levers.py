@@ -52,7 +52,7 @@ def sanity_rows() -> list[tuple[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(DEFAULT_INPUT))
+    parser.add_argument("--input", default=os.environ.get("SENTIMENT140_SAMPLE", str(DEFAULT_INPUT)))
     parser.add_argument("--levers", default="all", help="comma list of lever numbers (1-based) or all")
     parser.add_argument("--models", default="lr")
     parser.add_argument("--master", default="local[2]")
