@@ -24,11 +24,18 @@ from sentiment_mlops.core.job_logging import configure_logging
 from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
 from sentiment_mlops.core.spark_session import delete_path, get_spark, job_settings, path_exists, write_text
 from sentiment_mlops.core.storage import join_uri, resolve_uri
+from sentiment_mlops.features.text_cleaning import RULE_VERSIONS
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
-from sentiment_mlops.training import data_loading, fitting, report, tracking
+from sentiment_mlops.training import data_loading, fitting, report, topic_split, tracking
 from sentiment_mlops.training.errors import TrainingError
-from sentiment_mlops.training.model_catalog import parse_model_keys
+from sentiment_mlops.training.model_catalog import (
+    DEFAULT_BIGRAMS,
+    DEFAULT_LEXICON,
+    DEFAULT_NB_SCALING,
+    DEFAULT_RULES,
+    parse_model_keys,
+)
 from sentiment_mlops.training.report import TrainingSummary
 
 log = logging.getLogger("sentiment_mlops.training")
@@ -51,6 +58,19 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT)
     p.add_argument("--registered-model-name", default=DEFAULT_REGISTERED_MODEL_NAME)
     p.add_argument("--num-features", type=int, default=32768)
+    # Feature levers (README "Model quality"); each also takes --no-FLAG.
+    for flag, default, help_text in (
+        ("--bigrams", DEFAULT_BIGRAMS, "hash word bigrams beside the words (NGram stage)"),
+        ("--lexicon", DEFAULT_LEXICON, "append VADER lexicon counts (positive/negative by strength) to TF-IDF"),
+        ("--nb-scaling", DEFAULT_NB_SCALING, "scale the features by their NB log-count ratios (NB-SVM style)"),
+    ):
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+    p.add_argument(
+        "--cleaning-rules",
+        choices=sorted(RULE_VERSIONS),
+        default=DEFAULT_RULES,
+        help="cleaning rule version: v2 negation scope; v3 adds caps, emoticon, elongation and !! markers",
+    )
     p.add_argument("--train-ratio", type=float, default=0.8)
     p.add_argument("--val-ratio", type=float, default=0.1)
     p.add_argument("--sample-fraction", type=float, default=1.0)
@@ -66,13 +86,20 @@ def build_arg_parser() -> argparse.ArgumentParser:
         "--min-accuracy",
         type=float,
         default=promotion.DEFAULT_MIN_ACCURACY,
-        help="promotion gate: minimum test accuracy for the production alias",
+        help="promotion gate: minimum accuracy for the production alias, on the grouped split "
+        "(the test split with --topic-holdout-every 0)",
     )
     add_bool_flag(p, "--force-promote", "promote the best model whatever the gate says")
     p.add_argument(
         "--model-stage",
         default="Production",
         help="stage word or alias the best model is promoted to (Production -> alias production)",
+    )
+    p.add_argument(
+        "--topic-holdout-every",
+        type=int,
+        default=topic_split.DEFAULT_EVERY,
+        help="hold out the tweets of one mid-frequency word in N as the grouped (out-of-topic) split; 0 = off",
     )
     p.add_argument("--roc-sample", type=int, default=20000, help="test rows used to draw each ROC curve")
     return p
@@ -82,6 +109,8 @@ def validate_args(args: argparse.Namespace) -> None:
     """Range checks the parser cannot express; sets `args.model_keys`. Raises TrainingError."""
     if args.num_features <= 0:
         raise TrainingError(f"--num-features must be positive, got {args.num_features}")
+    if args.topic_holdout_every < 0:
+        raise TrainingError(f"--topic-holdout-every must be 0 (off) or positive, got {args.topic_holdout_every}")
     if args.cv_folds < 2:
         raise TrainingError(f"--cv-folds must be at least 2, got {args.cv_folds}")
     if not 0.0 < args.sample_fraction <= 1.0:
@@ -133,31 +162,36 @@ def load_input(
 
 def split_input(
     labelled: DataFrame, args: argparse.Namespace, timings: dict[str, float]
-) -> tuple[DataFrame, DataFrame, DataFrame, dict[str, int]]:
-    """Subsample, then split into train / validation / test; returns the splits and their row counts
+) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame | None, dict[str, int]]:
+    """Subsample, hold out the grouped (held-out-topic) split, then split the rest into train /
+    validation / test; returns the splits (grouped: None when off or empty) and their row counts
     (records `split` in `timings`). Raises TrainingError when a split is empty."""
     labelled = data_loading.subsample(labelled, args.sample_fraction, args.max_rows, args.seed)
+    labelled, grouped = topic_split.split_by_topic(labelled, args.topic_holdout_every)
     train, val, test = data_loading.split_dataset(labelled, args.train_ratio, args.val_ratio, args.seed)
     if args.enable_caching:
-        train, val, test = train.cache(), val.cache(), test.cache()
+        train, val, test, grouped = train.cache(), val.cache(), test.cache(), grouped.cache()
     t0 = time.perf_counter()
     counts = {"train": train.count(), "validation": val.count(), "test": test.count()}
+    grouped_rows = grouped.count()
     timings["split"] = time.perf_counter() - t0
     log.info("split: %(train)d train, %(validation)d validation, %(test)d test rows", counts)
+    log.info("grouped split (held-out topics, never trained on): %d rows", grouped_rows)
     if min(counts.values()) == 0:
         raise TrainingError(f"too few usable rows to split: {counts}")
-    return train, val, test, counts
+    counts["grouped"] = grouped_rows
+    return train, val, test, (grouped if grouped_rows else None), counts
 
 
 def fit_models(
     spark: SparkSession,
-    train: DataFrame,
-    val: DataFrame,
-    test: DataFrame,
+    splits: tuple[DataFrame, DataFrame, DataFrame, DataFrame | None],
     args: argparse.Namespace,
     timings: dict[str, float],
 ) -> tuple[list[fitting.ModelResult], fitting.ModelResult]:
-    """Fit every requested model; returns all results and the best by test accuracy."""
+    """Fit every requested model on (train, validation, test, grouped); returns all results and the
+    best by gate accuracy (grouped when there is a grouped split, else test)."""
+    train, val, test, grouped = splits
     results = fitting.train_models(
         spark,
         train,
@@ -170,9 +204,19 @@ def fit_models(
         args.enable_caching,
         args.seed,
         timings,
+        grouped,
+        args.bigrams,
+        args.lexicon,
+        args.cleaning_rules,
+        args.nb_scaling,
     )
     best = fitting.pick_best(results)
-    log.info("best model by test accuracy: %s (%.4f)", best.display_name, best.test["accuracy"])
+    log.info(
+        "best model by %s accuracy: %s (%.4f)",
+        "grouped" if grouped is not None else "test",
+        best.display_name,
+        fitting.gate_accuracy(best),
+    )
     return results, best
 
 
@@ -187,8 +231,11 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
     timings = summary.stage_seconds
     labelled, load_report = load_input(spark, input_uri, args, timings)
     summary.load_report = load_report.as_dict()
-    train, val, test, summary.split_counts = split_input(labelled, args, timings)
-    results, best = fit_models(spark, train, val, test, args, timings)
+    train, val, test, grouped, summary.split_counts = split_input(labelled, args, timings)
+    results, best = fit_models(spark, (train, val, test, grouped), args, timings)
+    # The promotion gates measure the current production model on the same split the candidate's
+    # gate accuracy comes from: the grouped split when there is one (fitting.gate_accuracy).
+    gate_split = grouped if grouped is not None else test
     summary.best_model = best.key
 
     mlflow.set_tracking_uri(args.mlflow_uri)
@@ -199,9 +246,9 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=tracking.PARENT_RUN_NAME) as parent:
         summary.parent_run_id = parent.info.run_id
         tracking.log_run_inputs(mlflow, args, load_report, summary.split_counts)
-        tracking.log_and_register_models(mlflow, client, results, test, args, Path(tmp), alias)
+        tracking.log_and_register_models(mlflow, client, results, (test, gate_split), args, Path(tmp), alias)
         timings["mlflow_log_and_register"] = time.perf_counter() - t0
-        summary.promotion = tracking.register_and_promote_best(mlflow, client, best, test, args, alias)
+        summary.promotion = tracking.register_and_promote_best(mlflow, client, best, gate_split, args, alias)
         summary.models = report.model_entries(results)
         summary.best_model_path = report.save_best_model(best, args.output, output_uri)
         report.write_summary(spark, summary, output_uri)

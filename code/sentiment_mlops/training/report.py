@@ -57,6 +57,7 @@ def model_entries(results: list[ModelResult]) -> dict[str, dict[str, object]]:
             "display_name": result.display_name,
             "validation": result.val,
             "test": result.test,
+            "grouped": result.grouped,
             "test_confusion_matrix": result.test_confusion,
             "fit_seconds": round(result.fit_seconds, 2),
             "params": result.best_params,

@@ -17,7 +17,7 @@ from sentiment_mlops.registry import promotion
 from sentiment_mlops.training import metrics, plots
 from sentiment_mlops.training.data_loading import LoadReport
 from sentiment_mlops.training.errors import TrainingError
-from sentiment_mlops.training.fitting import ModelResult
+from sentiment_mlops.training.fitting import ModelResult, gate_accuracy
 from sentiment_mlops.training.model_catalog import MODEL_SPECS
 
 log = logging.getLogger("sentiment_mlops.training")
@@ -41,6 +41,10 @@ def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_c
         {
             "input": args.input,
             "num_features": args.num_features,
+            "bigrams": args.bigrams,
+            "lexicon": args.lexicon,
+            "cleaning_rules": args.cleaning_rules,
+            "nb_scaling": args.nb_scaling,
             "train_ratio": args.train_ratio,
             "val_ratio": args.val_ratio,
             "sample_fraction": args.sample_fraction,
@@ -50,6 +54,7 @@ def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_c
             "models": ",".join(args.model_keys),
             "seed": args.seed,
             "input_layout": report.layout,
+            "topic_holdout_every": args.topic_holdout_every,
         }
     )
     mlflow.log_metrics({f"rows_{k}": v for k, v in report.as_dict().items() if isinstance(v, int)})
@@ -90,6 +95,7 @@ def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.N
         )
         mlflow.log_metrics({f"val_{k}": v for k, v in result.val.items()})
         mlflow.log_metrics({f"test_{k}": v for k, v in result.test.items()})
+        mlflow.log_metrics({f"grouped_{k}": v for k, v in result.grouped.items()})
         mlflow.log_metric("fit_seconds", result.fit_seconds)
         log_plots(mlflow, result, test, args, workdir)
         if not spec.has_probability:
@@ -115,25 +121,34 @@ def register(client, result: ModelResult, name: str) -> str:
             "model_type": result.display_name,
             "test_accuracy": f"{result.test['accuracy']:.6f}",
             "test_auc": f"{result.test['auc']:.6f}",
+            **({"grouped_accuracy": f"{result.grouped['accuracy']:.6f}"} if result.grouped else {}),
         },
     )
     return str(mv.version)
 
 
 def log_and_register_models(
-    mlflow, client, results: list[ModelResult], test: DataFrame, args: argparse.Namespace, workdir: Path, alias: str
+    mlflow,
+    client,
+    results: list[ModelResult],
+    splits: tuple[DataFrame, DataFrame],
+    args: argparse.Namespace,
+    workdir: Path,
+    alias: str,
 ) -> None:
-    """Each model: its nested run, then its own registered model (one per algorithm) with the
-    candidate alias and, through the same gate as the best model, its own `alias` (production), so
+    """Each model: its nested run (plots on the test split, the first of `splits`), then its own
+    registered model (one per algorithm) with the candidate alias and, through the same gate as the
+    best model (measured on the gate split, the second of `splits`), its own `alias` (production), so
     `serving_model_name=<base>-logisticregression` with stage Production has a version. Sets each
     result's run id, registered name and version, and gate decision."""
+    test, gate_split = splits
     for result in results:
         log_model_run(mlflow, result, test, args, workdir)
         result.registered_name = registry.registered_name(args.registered_model_name, result.key)
         result.registered_version = register(client, result, result.registered_name)
         client.set_registered_model_alias(result.registered_name, registry.CANDIDATE_ALIAS, result.registered_version)
         result.promotion = gate_and_promote(
-            client, result, result.registered_name, result.registered_version, alias, test, args
+            client, result, result.registered_name, result.registered_version, alias, gate_split, args
         ).as_dict()
         log.info(
             "registered %s v%s (@%s: %s)",
@@ -150,7 +165,7 @@ def current_production_accuracy(
     alias: str,
     test: DataFrame,
 ) -> tuple[float | None, str | None]:
-    """Accuracy of the version that holds the alias now, measured on this run's test split."""
+    """Accuracy of the version that holds the alias now, measured on this run's gate split `test`."""
     current = registry.resolve_version(client, best_name, alias)
     if current is None:
         return None, None
@@ -180,13 +195,14 @@ def gate_and_promote(
     test: DataFrame,
     args,
 ) -> promotion.PromotionDecision:
-    """Gate against the version holding the alias, then move the alias only if that version still
+    """Gate against the version holding the alias (both measured on `test`: the grouped split when
+    the run has one, see fitting.gate_accuracy), then move the alias only if that version still
     holds it (compare and set): another training job promoting in between, such as the pipeline's
-    parallel CV variant, gets the new model re-measured on this test split instead of overwritten."""
+    parallel CV variant, gets the new model re-measured on this split instead of overwritten."""
     for _attempt in range(3):
         current_acc, current_version = current_production_accuracy(client, best_name, alias, test)
         decision = promotion.decide(
-            best.test["accuracy"], current_acc, current_version, args.min_accuracy, args.force_promote
+            gate_accuracy(best), current_acc, current_version, args.min_accuracy, args.force_promote
         )
         if not decision.promote:
             return decision
@@ -220,6 +236,7 @@ def register_and_promote_best(
         {
             "best_test_accuracy": best.test["accuracy"],
             "best_test_auc": best.test["auc"],
+            **({"best_grouped_accuracy": best.grouped["accuracy"]} if best.grouped else {}),
             "promoted": float(decision.promote),
         }
     )

@@ -7,11 +7,19 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, clean_text, cleaning_sql
+from sentiment_mlops.features import lexicon
+from sentiment_mlops.features import terms as bigram_terms
+from sentiment_mlops.features.text_cleaning import (
+    CLEAN_TEXT_COL,
+    RAW_TEXT_COL,
+    clean_text,
+    cleaner_for_sql,
+    cleaning_sql,
+)
 from sentiment_mlops.online.model.artifacts import (
     SPARK_ML,
     StageInfo,
@@ -28,12 +36,15 @@ from sentiment_mlops.online.model.stages import (
     DecisionTree,
     HashingTFStage,
     IDFStage,
+    LexiconCountsStage,
     LinearSVCStage,
     LogisticRegressionStage,
     Prediction,
     RandomForestStage,
     RegexTokenizerStage,
+    ScalingStage,
     StopWordsStage,
+    assemble,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -46,6 +57,17 @@ EXPECTED_STAGES = (
     "feature.HashingTF",
     "feature.IDFModel",
 )
+# With --bigrams: unigrams and bigrams (features.terms) are hashed together.
+EXPECTED_STAGES_BIGRAMS = (
+    *EXPECTED_STAGES[:3],
+    "feature.NGram",
+    "feature.SQLTransformer",
+    *EXPECTED_STAGES[3:],
+)
+# With --lexicon, between IDF and the classifier: one StopWordsRemover per bucket, then these two.
+LEXICON_REMOVER = "feature.StopWordsRemover"
+LEXICON_TAIL = ["feature.SQLTransformer", "feature.VectorAssembler"]
+SCALING = "feature.ElementwiseProduct"  # with --nb-scaling, just before the classifier
 CLASSIFIERS = {
     "classification.LogisticRegressionModel",
     "classification.LinearSVCModel",
@@ -65,7 +87,15 @@ class SparkFreeModel:
         classifier: Classifier,
         spark_version: str,
         source: str,
+        cleaner: Callable[[str | None], str] = clean_text,
+        bigrams: bool = False,
+        lexicon_counts: LexiconCountsStage | None = None,
+        scaling: ScalingStage | None = None,
     ) -> None:
+        self.scaling = scaling
+        self.cleaner = cleaner
+        self.bigrams = bigrams
+        self.lexicon_counts = lexicon_counts
         self.tokenizer = tokenizer
         self.stop_words = stop_words
         self.hashing = hashing
@@ -84,24 +114,50 @@ class SparkFreeModel:
 
     @property
     def num_features(self) -> int:
-        return self.hashing.num_features
+        """The classifier's input size: the hashed terms, then the lexicon counts when present."""
+        extra = len(self.lexicon_counts.removers) if self.lexicon_counts else 0
+        return self.hashing.num_features + extra
 
     # Stage by stage, for tests and debugging.
     def clean(self, text: str | None) -> str:
-        return clean_text(text)
+        return self.cleaner(text)
 
     def tokens(self, text: str | None) -> list[str]:
-        return self.tokenizer(clean_text(text))
+        return self.tokenizer(self.cleaner(text))
 
     def filtered_tokens(self, text: str | None) -> list[str]:
         return self.stop_words(self.tokens(text))
 
-    def term_frequencies(self, text: str | None) -> dict[int, float]:
-        return self.hashing(self.filtered_tokens(text))
+    def terms(self, text: str | None) -> list[str]:
+        """What HashingTF hashes: the filtered tokens, then their bigrams when the model has them."""
+        tokens = self.filtered_tokens(text)
+        return bigram_terms.terms(tokens) if self.bigrams else tokens
 
-    def features(self, text: str | None) -> tuple[list[int], list[float]]:
+    def term_frequencies(self, text: str | None) -> dict[int, float]:
+        return self.hashing(self.terms(text))
+
+    def tfidf(self, text: str | None) -> tuple[list[int], list[float]]:
         """The sparse TF-IDF vector as (sorted indices, values)."""
         return self.idf(self.term_frequencies(text))
+
+    def lexicon_features(self, text: str | None) -> list[float]:
+        """The lexicon counts per strength bucket (features.lexicon); [] without them."""
+        return self.lexicon_counts(self.filtered_tokens(text)) if self.lexicon_counts else []
+
+    def unscaled_features(self, text: str | None) -> tuple[list[int], list[float]]:
+        """TF-IDF, then the lexicon counts assembled after it when the model has them."""
+        if self.lexicon_counts is None:
+            return self.tfidf(text)
+        tokens = self.filtered_tokens(text)
+        terms = bigram_terms.terms(tokens) if self.bigrams else tokens
+        tfidf = self.idf(self.hashing(terms))
+        return assemble(tfidf, self.hashing.num_features, self.lexicon_counts(tokens))
+
+    def features(self, text: str | None) -> tuple[list[int], list[float]]:
+        """The classifier's sparse input as (sorted indices, values): the unscaled features, times
+        the NB log-count ratios when the model has them."""
+        unscaled = self.unscaled_features(text)
+        return self.scaling(unscaled) if self.scaling else unscaled
 
     def predict_one(self, text: str | None) -> Prediction:
         indices, values = self.features(text)
@@ -118,40 +174,64 @@ class SparkFreeModel:
             if self.has_probability
             else "none: LinearSVC outputs no probability (raw margin only)",
             "num_features": self.num_features,
+            "bigrams": self.bigrams,
+            "lexicon": self.lexicon_counts is not None,
+            "nb_scaling": self.scaling is not None,
             "spark_version": self.spark_version,
         }
 
 
-def _check_wiring(stages: Sequence[StageInfo]) -> None:
-    """The stages must form one chain: each reads the column the previous one wrote."""
-    # The SQLTransformer's columns are fixed by cleaning_sql() (checked separately).
+def _check_wiring(stages: Sequence[StageInfo], features_col: str | None = None) -> None:
+    """The core stages (cleaning to IDF, then the classifier) must form one chain: each reads the
+    column the previous one wrote; with lexicon stages between IDF and the classifier, the classifier
+    reads `features_col` (the assembler's output, checked by _lexicon_stages)."""
+    # The SQLTransformers' columns are fixed by cleaning_sql() and terms_sql() (checked separately).
     previous_out = CLEAN_TEXT_COL
-    for stage in stages[1:5]:
+    idf = next(s for s in stages if s.short_name == "IDFModel")
+    core = stages[1 : idf.index + 1]
+    for stage in core:
+        if stage.short_name == "SQLTransformer":
+            previous_out = bigram_terms.TERMS_COL
+            continue
         if stage.param("inputCol") != previous_out:
             raise UnsupportedModelError(
                 f"stage {stage.index} ({stage.short_name}) reads {stage.params.get('inputCol')!r}, "
                 f"but the previous stage writes {previous_out!r}: not a linear text pipeline"
             )
         previous_out = stage.param("outputCol")
-    classifier = stages[5]
+    previous_out = features_col or previous_out
+    classifier = stages[-1]
     if classifier.param("featuresCol") != previous_out:
         raise UnsupportedModelError(
-            f"classifier reads {classifier.params.get('featuresCol')!r}, but IDF writes {previous_out!r}"
+            f"classifier reads {classifier.params.get('featuresCol')!r}, but the features are in {previous_out!r}"
         )
 
 
-def _sql_stage(stage: StageInfo) -> None:
-    statement = stage.param("statement")
-    expected = cleaning_sql(RAW_TEXT_COL, CLEAN_TEXT_COL)
-    if statement != expected:
-        at = next((i for i, (a, b) in enumerate(zip(statement, expected, strict=False)) if a != b), None)
-        at = at if at is not None else min(len(statement), len(expected))
+def _terms_stage(ngram: StageInfo, concat: StageInfo) -> None:
+    if int(ngram.param("n")) != bigram_terms.NGRAM_N:
+        raise UnsupportedModelError(f"NGram with n={ngram.param('n')}: only n={bigram_terms.NGRAM_N} is reproduced")
+    expected = bigram_terms.terms_sql(bigram_terms.FILTERED_TOKENS_COL, ngram.param("outputCol"))
+    if concat.param("statement") != expected:
         raise UnsupportedModelError(
-            "the model's SQLTransformer statement is not text_cleaning.cleaning_sql(), so the Python "
-            f"twin clean_text() would not reproduce it (first difference at character {at}: "
-            f"saved ...{statement[max(0, at - 20) : at + 30]!r} vs code ...{expected[max(0, at - 20) : at + 30]!r}). "
-            "The model was trained with other cleaning rules: serve it with Spark or with the matching code."
+            f"the terms SQLTransformer is {concat.param('statement')!r}, not features.terms.terms_sql() {expected!r}"
         )
+
+
+def _sql_stage(stage: StageInfo) -> Callable[[str | None], str]:
+    """The Python twin of the saved cleaning statement (one of the known rule versions)."""
+    statement = stage.param("statement")
+    cleaner = cleaner_for_sql(statement)
+    if cleaner is not None:
+        return cleaner
+    expected = cleaning_sql(RAW_TEXT_COL, CLEAN_TEXT_COL)
+    at = next((i for i, (a, b) in enumerate(zip(statement, expected, strict=False)) if a != b), None)
+    at = at if at is not None else min(len(statement), len(expected))
+    raise UnsupportedModelError(
+        "the model's SQLTransformer statement is not text_cleaning.cleaning_sql(), so the Python "
+        f"twin clean_text() would not reproduce it (first difference at character {at}: "
+        f"saved ...{statement[max(0, at - 20) : at + 30]!r} vs code ...{expected[max(0, at - 20) : at + 30]!r}). "
+        "The model was trained with other cleaning rules: serve it with Spark or with the matching code."
+    )
 
 
 def _tokenizer_stage(stage: StageInfo) -> RegexTokenizerStage:
@@ -293,35 +373,92 @@ def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeM
             raise UnsupportedModelError(f"stage folder {folder.name} missing under {root / 'stages'}")
         stages.append(stage_info(i, folder))
     found = [s.class_name.removeprefix(SPARK_ML) for s in stages]
-    if len(found) != 6 or tuple(found[:5]) != EXPECTED_STAGES or found[5] not in CLASSIFIERS:
-        unknown = [c for c in found if c not in EXPECTED_STAGES and c not in CLASSIFIERS]
+    bigrams = tuple(found[: len(EXPECTED_STAGES_BIGRAMS)]) == EXPECTED_STAGES_BIGRAMS
+    core = len(EXPECTED_STAGES_BIGRAMS if bigrams else EXPECTED_STAGES)
+    scaled = len(found) >= 2 and found[-2] == SCALING
+    extra = found[core : -2 if scaled else -1]
+    lexicon_block = len(extra) >= 3 and extra[-2:] == LEXICON_TAIL and set(extra[:-2]) == {LEXICON_REMOVER}
+    if (
+        len(found) <= core
+        or tuple(found[:core]) != (EXPECTED_STAGES_BIGRAMS if bigrams else EXPECTED_STAGES)
+        or (extra and not lexicon_block)
+        or found[-1] not in CLASSIFIERS
+    ):
+        known = {*EXPECTED_STAGES_BIGRAMS, *LEXICON_TAIL, SCALING, *CLASSIFIERS}
+        unknown = [c for c in found if c not in known]
         raise UnsupportedModelError(
             "unsupported pipeline: expected stages "
-            f"{' -> '.join(s.split('.')[-1] for s in EXPECTED_STAGES)} -> one of "
+            f"{' -> '.join(s.split('.')[-1] for s in EXPECTED_STAGES)} [with NGram -> SQLTransformer before "
+            "HashingTF] [then StopWordsRemover... -> SQLTransformer -> VectorAssembler (lexicon)] "
+            "[-> ElementwiseProduct (NB scaling)] -> one of "
             f"{sorted(c.split('.')[-1] for c in CLASSIFIERS)}, found {' -> '.join(c.split('.')[-1] for c in found)}"
             + (f" (unknown stage types: {', '.join(unknown)})" if unknown else "")
         )
-    _sql_stage(stages[0])
-    _check_wiring(stages)
-    hashing = _hashing_stage(stages[3])
-    n = hashing.num_features
-    kind = found[5]
-    classifier: Classifier
-    if kind == "classification.LogisticRegressionModel":
-        classifier = _logistic_regression(stages[5], n)
-    elif kind == "classification.LinearSVCModel":
-        classifier = _linear_svc(stages[5], n)
-    else:
-        classifier = _random_forest(stages[5], n)
+    cleaner = _sql_stage(stages[0])
+    idf_info = stages[core - 1]
+    counts = _lexicon_stages(stages[core : core + len(extra)], idf_info.param("outputCol")) if extra else None
+    features_col = stages[core + len(extra) - 1].param("outputCol")
+    scaling = _scaling_stage(stages[-2], features_col) if scaled else None
+    _check_wiring(stages, stages[-2].param("outputCol") if extra or scaled else None)
+    if bigrams:
+        _terms_stage(stages[3], stages[4])
+    hashing = _hashing_stage(stages[core - 2])
+    n = hashing.num_features + (len(counts.removers) if counts else 0)
+    if scaling is not None and len(scaling.factors) != n:
+        raise UnsupportedModelError(
+            f"ElementwiseProduct scales {len(scaling.factors)} features, the pipeline makes {n}"
+        )
     return SparkFreeModel(
         tokenizer=_tokenizer_stage(stages[1]),
         stop_words=_stop_words_stage(stages[2]),
         hashing=hashing,
-        idf=_idf_stage(stages[4], n),
-        classifier=classifier,
+        idf=_idf_stage(idf_info, hashing.num_features),
+        classifier=_classifier(found[-1], stages[-1], n),
         spark_version=str(meta.get("sparkVersion", "")),
         source=source or str(root),
+        cleaner=cleaner,
+        bigrams=bigrams,
+        lexicon_counts=counts,
+        scaling=scaling,
     )
+
+
+def _scaling_stage(stage: StageInfo, features_col: str) -> ScalingStage:
+    if stage.param("inputCol") != features_col:
+        raise UnsupportedModelError(f"ElementwiseProduct reads {stage.param('inputCol')!r}, not {features_col!r}")
+    return ScalingStage(dense_vector(stage.param("scalingVec"), "ElementwiseProduct scalingVec"))
+
+
+def _lexicon_stages(stages: Sequence[StageInfo], tfidf_col: str) -> LexiconCountsStage:
+    """features.lexicon's stages: removers over the filtered tokens, the counts statement, and the
+    assembler of [TF-IDF, counts...]; refused unless each is exactly what the Python twin computes."""
+    *removers, counts_sql, assembler = stages
+    for remover in removers:
+        if remover.param("inputCol") != bigram_terms.FILTERED_TOKENS_COL:
+            raise UnsupportedModelError(
+                f"lexicon stage {remover.index} reads {remover.params.get('inputCol')!r}, "
+                f"not {bigram_terms.FILTERED_TOKENS_COL!r}"
+            )
+    inputs = list(assembler.param("inputCols"))
+    if not inputs or inputs[0] != tfidf_col:
+        raise UnsupportedModelError(f"VectorAssembler assembles {inputs}, which does not start with {tfidf_col!r}")
+    expected = lexicon.counts_sql(
+        bigram_terms.FILTERED_TOKENS_COL, [r.param("outputCol") for r in removers], inputs[1:]
+    )
+    if counts_sql.param("statement") != expected:
+        raise UnsupportedModelError(
+            f"the lexicon SQLTransformer is {counts_sql.param('statement')[:200]!r}..., "
+            "not features.lexicon.counts_sql() over the lexicon removers"
+        )
+    return LexiconCountsStage(tuple(_stop_words_stage(r) for r in removers))
+
+
+def _classifier(kind: str, stage: StageInfo, num_features: int) -> Classifier:
+    if kind == "classification.LogisticRegressionModel":
+        return _logistic_regression(stage, num_features)
+    if kind == "classification.LinearSVCModel":
+        return _linear_svc(stage, num_features)
+    return _random_forest(stage, num_features)
 
 
 def load_local(path: str | Path, source: str | None = None) -> SparkFreeModel:

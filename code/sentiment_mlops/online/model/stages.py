@@ -89,6 +89,59 @@ class IDFStage:
         return indices, [counts[i] * idf[i] for i in indices]
 
 
+@dataclass(frozen=True)
+class LexiconCountsStage:
+    """features.lexicon: per bucket, how many tokens its StopWordsRemover takes out, as doubles
+    (`CAST(size(tokens) - size(rest) AS DOUBLE)`)."""
+
+    removers: tuple[StopWordsStage, ...]
+
+    def __post_init__(self) -> None:
+        # One dict look-up per token instead of one pass per remover, when that counts the same:
+        # case-sensitive removers with disjoint word lists (what features.lexicon builds).
+        words = [w for r in self.removers for w in r.stop_words]
+        fast = all(r.case_sensitive for r in self.removers) and len(words) == len(set(words))
+        index = {w: k for k, r in enumerate(self.removers) for w in r.stop_words} if fast else None
+        object.__setattr__(self, "_index", index)
+
+    def __call__(self, tokens: list[str]) -> list[float]:
+        index: dict[str, int] | None = self._index  # type: ignore[attr-defined]
+        if index is None:
+            return [float(len(tokens) - len(remove(tokens))) for remove in self.removers]
+        counts = [0] * len(self.removers)
+        for token in tokens:
+            k = index.get(token)
+            if k is not None:
+                counts[k] += 1
+        return [float(c) for c in counts]
+
+
+@dataclass(frozen=True)
+class ScalingStage:
+    """ElementwiseProduct (NB log-count-ratio scaling): each value times its feature's factor; a
+    sparse vector keeps its indices, zeros included, as Spark's does."""
+
+    factors: list[float]
+
+    def __call__(self, vector: tuple[list[int], list[float]]) -> tuple[list[int], list[float]]:
+        indices, values = vector
+        factors = self.factors
+        return indices, [v * factors[i] for i, v in zip(indices, values, strict=True)]
+
+
+def assemble(vector: tuple[list[int], list[float]], size: int, numbers: list[float]) -> tuple[list[int], list[float]]:
+    """VectorAssembler of one sparse vector of `size` and some numbers: the vector's entries then the
+    numbers at size, size + 1, ...; like Spark's assembler, zero values are left out."""
+    indices, values = vector
+    out_i = [i for i, v in zip(indices, values, strict=True) if v != 0.0]
+    out_v = [v for v in values if v != 0.0]
+    for k, number in enumerate(numbers):
+        if number != 0.0:
+            out_i.append(size + k)
+            out_v.append(number)
+    return out_i, out_v
+
+
 # --------------------------------------------------------------------------------------------
 # Classifiers.
 

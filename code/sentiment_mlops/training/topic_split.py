@@ -1,0 +1,56 @@
+"""A held-out-topic evaluation split: tweets about words the model never saw in training.
+
+The random test split shares topics with training (same days, same hashtags, same people), so it
+flatters a model that memorises topic words. The hidden hand-labelled set the project is judged
+on has topics absent from the sample. This split imitates it: among the mid-frequency words of
+the corpus (document frequency between MIN_DF and MAX_DF: topic words, not function words nor
+one-off typos), one word in `every` is picked by a stable hash (crc32) and declared a held-out
+topic; every tweet that contains one of them leaves training and forms the grouped split.
+
+On the 100k sample (every=9, ~21% of rows) the baseline LinearSVC scored 0.765 on the random
+split, 0.739 on this split, and 0.75 on the hidden out-of-domain set: the grouped split is the
+closer predictor, so the training job picks `best` and gates promotion on it (README, "Model
+quality"). Words are read with the cleaning v1 rules and a plain word regex, independent of the
+feature pipeline under test, so changing features does not move the split.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sentiment_mlops.features.text_cleaning import CLEANING_RULES_V1, RAW_TEXT_COL, cleaning_expr
+
+MIN_DF = 3
+MAX_DF = 200
+DEFAULT_EVERY = 9  # about 21% of the 100k sample lands in the grouped split
+_ROW_ID = "_topic_row_id"
+
+
+def _words(df: DataFrame) -> DataFrame:
+    """(row id, distinct word) pairs: words of 3+ letters from the v1-cleaned text."""
+    text = F.expr(cleaning_expr(RAW_TEXT_COL, CLEANING_RULES_V1))
+    words = F.array_distinct(F.regexp_extract_all(text, F.lit("([a-z]{3,})"), 1))
+    return df.select(_ROW_ID, F.explode(words).alias("word"))
+
+
+def split_by_topic(df: DataFrame, every: int) -> tuple[DataFrame, DataFrame]:
+    """(rest, grouped): `grouped` holds the tweets with a held-out topic word, `rest` the others.
+
+    `every` <= 0 disables the split (grouped is empty). Identical tweets share a row id (a hash of
+    label and text), so duplicates never straddle the two sides.
+    """
+    if every <= 0:
+        return df, df.limit(0)
+    with_id = df.withColumn(_ROW_ID, F.xxhash64(F.col(RAW_TEXT_COL), F.col("label")))
+    words = _words(with_id)
+    held = (
+        words.groupBy("word")
+        .agg(F.countDistinct(_ROW_ID).alias("df"))
+        .where((F.col("df") >= MIN_DF) & (F.col("df") <= MAX_DF) & (F.crc32(F.col("word")) % every == 0))
+        .select("word")
+    )
+    grouped_ids = words.join(F.broadcast(held), "word").select(_ROW_ID).distinct()
+    grouped = with_id.join(grouped_ids, _ROW_ID, "left_semi").drop(_ROW_ID)
+    rest = with_id.join(grouped_ids, _ROW_ID, "left_anti").drop(_ROW_ID)
+    return rest, grouped
