@@ -44,3 +44,19 @@ def test_a_model_from_a_newer_spark_is_refused_with_what_to_do() -> None:
 )
 def test_same_older_or_unknown_versions_are_served(saved: str | None, running: str) -> None:
     check_servable("models:/m/1", saved, running)
+
+
+@pytest.mark.parametrize("version", ["3.5.7", "3.5.1", "3.4.0"])
+def test_on_spark_3_the_kafka_job_asks_for_the_native_connector(version: str) -> None:
+    from sentiment_mlops.serving.kafka.source_choice import python_source_missing
+
+    message = python_source_missing(version)
+    assert message is not None and f"on Spark {version} needs Spark's native connector" in message
+    assert f"--packages org.apache.spark:spark-sql-kafka-0-10_2.12:{version}" in message
+
+
+@pytest.mark.parametrize("version", ["4.0.1", "4.3.0", "5.0.0"])
+def test_on_spark_4_the_python_kafka_reader_may_run(version: str) -> None:
+    from sentiment_mlops.serving.kafka.source_choice import python_source_missing
+
+    assert python_source_missing(version) is None
