@@ -163,7 +163,7 @@ def test_term_index_equals_spark_hashing_tf(spark) -> None:  # type: ignore[no-u
 def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, key: str) -> None:  # type: ignore[no-untyped-def]
     model = sfm.load_model(trained.runs_uri(key), trained.tracking_uri)
     assert model.model_type == MODEL_SPECS[key].display_name
-    assert model.num_features == NUM_FEATURES and model.spark_version.startswith("4.")
+    assert model.num_features == NUM_FEATURES and model.spark_version == spark.version  # 3.5 and 4.x alike
     texts = trained.texts
     assert len(texts) >= 400
     df = spark.createDataFrame([(t,) for t in texts], "text string")

@@ -177,9 +177,13 @@ def parse_kafka_message(
 @cache
 def _arrow_schema():
     """PARSED_SCHEMA as Arrow (what mapInArrow must yield); built on first use on the executors."""
+    import inspect
+
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    return to_arrow_schema(PARSED_SCHEMA, timezone="UTC")
+    if "timezone" in inspect.signature(to_arrow_schema).parameters:  # Spark 4
+        return to_arrow_schema(PARSED_SCHEMA, timezone="UTC")
+    return to_arrow_schema(PARSED_SCHEMA)  # Spark 3.5: timestamps are always UTC there
 
 
 def _utc_naive(ts: datetime | None) -> datetime | None:
