@@ -19,6 +19,11 @@ CLUSTER="${DATAPROC_CLUSTER_NAME:-}"
 BUCKET="${GCS_BUCKET:-}"
 MLFLOW_URI="${MLFLOW_TRACKING_URI:-}"
 DRY_RUN=0
+# SENTIMENT_BACKEND=dataproc-serverless: jobs become Dataproc Serverless batches (no cluster), on
+# DATAPROC_RUNTIME_VERSION (2.2 = Spark 3.5, 3.0 = Spark 4.0), as DATAPROC_SERVICE_ACCOUNT in
+# DATAPROC_SUBNETWORK when set.
+SERVERLESS=0
+[ "${SENTIMENT_BACKEND:-}" = dataproc-serverless ] && SERVERLESS=1
 
 # value OPTION "$@": the option's value from --opt=value or --opt value.
 value() {
@@ -52,7 +57,7 @@ common_option() {
 require_settings() {
   local missing=() list
   [ -n "$PROJECT" ] || missing+=("GCP_PROJECT_ID (--project)")
-  [ -n "$CLUSTER" ] || missing+=("DATAPROC_CLUSTER_NAME (--cluster)")
+  [ -n "$CLUSTER" ] || [ "$SERVERLESS" = 1 ] || missing+=("DATAPROC_CLUSTER_NAME (--cluster)")
   [ -n "$BUCKET" ] || missing+=("GCS_BUCKET (--bucket)")
   [ -n "$MLFLOW_URI" ] || missing+=("MLFLOW_TRACKING_URI (--mlflow-uri)")
   [ -n "$REGION" ] || missing+=("GCP_REGION (--region)")
@@ -108,7 +113,14 @@ x() {
 builder_command() {
   CMD_FILE="$(mktemp)"
   trap 'rm -f "$CMD_FILE"' EXIT
-  "$PYTHON" -m sentiment_mlops.jobs.cli gcloud-command --print0 "$@" >"$CMD_FILE" || exit 2
+  local serverless=()
+  if [ "$SERVERLESS" = 1 ]; then
+    serverless=(--serverless --runtime-version "${DATAPROC_RUNTIME_VERSION:-2.2}")
+    [ -z "${DATAPROC_SERVICE_ACCOUNT:-}" ] || serverless+=(--service-account "$DATAPROC_SERVICE_ACCOUNT")
+    [ -z "${DATAPROC_SUBNETWORK:-}" ] || serverless+=(--subnetwork "$DATAPROC_SUBNETWORK")
+    [ -z "${BATCH_TTL_SECONDS:-}" ] || serverless+=(--ttl-seconds "$BATCH_TTL_SECONDS")
+  fi
+  "$PYTHON" -m sentiment_mlops.jobs.cli gcloud-command --print0 "${serverless[@]}" "$@" >"$CMD_FILE" || exit 2
   # shellcheck disable=SC2034 # SUBMIT is the caller's
   mapfile -d '' -t SUBMIT <"$CMD_FILE"
 }

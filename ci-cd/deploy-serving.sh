@@ -153,26 +153,34 @@ job_opts=(--kind serving --project-id "$PROJECT" --region "$REGION" --cluster "$
 [ -z "${SERVING_MAX_FAILURES_PER_HOUR:-}" ] || job_opts+=(--max-failures-per-hour "$SERVING_MAX_FAILURES_PER_HOUR")
 if is_true "$WRITE_KAFKA"; then job_opts+=(--write-kafka); fi
 
-# The builder adds the Kafka connector when the job reads or writes Kafka.
+# The builder adds the Kafka connector when the job reads or writes Kafka. A serverless stream ends
+# at its TTL (default 14 days, the longest Dataproc allows): redeploy before then.
+[ "$SERVERLESS" = 0 ] || BATCH_TTL_SECONDS="${BATCH_TTL_SECONDS:-1209600}"
 builder_command --async "${job_opts[@]}" -- "${EXTRA[@]}"
 check_entry "$ENTRY_PATH"
 
-# Active serving jobs on this cluster, found by the builder's app label.
+# Active serving jobs on this cluster (or running serving batches), found by the builder's app label.
 LIST_ACTIVE=(gcloud dataproc jobs list "--project=$PROJECT" "--region=$REGION" "--cluster=$CLUSTER"
   "--filter=status.state = ACTIVE AND labels.app = $LAYOUT_APP_SERVING" "--format=value(reference.jobId)")
+KILL=(gcloud dataproc jobs kill)
+if [ "$SERVERLESS" = 1 ]; then
+  LIST_ACTIVE=(gcloud dataproc batches list "--project=$PROJECT" "--region=$REGION"
+    "--filter=state = RUNNING AND labels.app = $LAYOUT_APP_SERVING" "--format=value(name.basename())")
+  KILL=(gcloud dataproc batches cancel)
+fi
 
 echo "# serving job $JOB_ID on cluster $CLUSTER ($REGION), source $SOURCE_TYPE, output $OUTPUT_PATH" >&2
 upload_code "$ENTRY_PATH" "$ZIP_PATH" "$CODE_URI"
 if ! is_true "$KEEP_EXISTING"; then
   if [ "$DRY_RUN" = 1 ]; then
     x "${LIST_ACTIVE[@]}"
-    echo "# then, for each listed job: gcloud dataproc jobs kill JOB_ID --project=$PROJECT --region=$REGION --quiet"
+    echo "# then, for each listed job: ${KILL[*]} JOB_ID --project=$PROJECT --region=$REGION --quiet"
   else
     active="$("${LIST_ACTIVE[@]}")"
     for old in $active; do
       echo "# stopping serving job $old" >&2
       # Without --async, kill returns once the job has stopped, so its checkpoint is free.
-      gcloud dataproc jobs kill "$old" "--project=$PROJECT" "--region=$REGION" --quiet
+      "${KILL[@]}" "$old" "--project=$PROJECT" "--region=$REGION" --quiet
     done
   fi
 fi

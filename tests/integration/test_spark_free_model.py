@@ -172,7 +172,7 @@ def _same_probabilities(got: tuple[float, ...] | None, spark_probs: list[float],
 def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, key: str) -> None:  # type: ignore[no-untyped-def]
     model = sfm.load_model(trained.runs_uri(key), trained.tracking_uri)
     assert model.model_type == MODEL_SPECS[key].display_name
-    assert model.num_features == NUM_FEATURES and model.spark_version.startswith("4.")
+    assert model.num_features == NUM_FEATURES and model.spark_version == spark.version  # 3.5 and 4.x alike
     assert model.bigrams is False and model.describe()["bigrams"] is False  # the default: --no-bigrams
     texts = trained.texts
     assert len(texts) >= 400

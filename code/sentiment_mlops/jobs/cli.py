@@ -36,6 +36,7 @@ from sentiment_mlops.jobs.layout import (
     serving_paths,
     training_paths,
 )
+from sentiment_mlops.jobs.serverless import DEFAULT_RUNTIME, ServerlessTarget, batch_from_job, batch_to_gcloud_command
 
 _ARG_BUILDERS: dict[str, Callable[..., list[str]]] = {"training": training_args, "serving": serving_args}
 
@@ -72,7 +73,7 @@ def _job_options() -> argparse.ArgumentParser:
     job_opts.add_argument("--kind", choices=sorted(_ARG_BUILDERS), required=True)
     job_opts.add_argument("--project-id", required=True)
     job_opts.add_argument("--region", required=True)
-    job_opts.add_argument("--cluster", required=True)
+    job_opts.add_argument("--cluster", help="the Dataproc cluster (not for --serverless)")
     job_opts.add_argument("--gcs-bucket", help="base bucket name; code URI defaults to gs://BUCKET-code/jobs")
     job_opts.add_argument("--code-uri", help="where entry scripts and the zip are (overrides --gcs-bucket)")
     job_opts.add_argument("--job-id")
@@ -112,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     gcmd = sub.add_parser("gcloud-command", parents=[job_opts], help="print the gcloud submit command")
     gcmd.add_argument("--async", dest="async_", action="store_true")
     gcmd.add_argument("--print0", action="store_true", help="NUL-separated argv (for bash mapfile) instead of shell")
+    gcmd.add_argument("--serverless", action="store_true", help="a Dataproc Serverless batch instead of a cluster job")
+    gcmd.add_argument("--runtime-version", default=DEFAULT_RUNTIME, help="serverless: runtime (sets the Spark)")
+    gcmd.add_argument("--service-account", help="serverless: the batch's service account")
+    gcmd.add_argument("--subnetwork", help="serverless: subnetwork name or URI")
+    gcmd.add_argument("--ttl-seconds", type=int, help="serverless: end the batch after this long (the stream's)")
     sub.add_parser("job-json", parents=[job_opts], help="print the job dict as JSON")
     return parser
 
@@ -140,7 +146,10 @@ def _job_from_cli(ns: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
         code_uri = default_code_uri(ns.gcs_bucket)
     else:
         raise ValueError("give --gcs-bucket or --code-uri")
-    target = DataprocTarget(ns.project_id, ns.region, ns.cluster, code_uri)
+    if not ns.cluster and not getattr(ns, "serverless", False):
+        raise ValueError("give --cluster (or --serverless for a Dataproc Serverless batch)")
+    # A batch has no cluster; the job dict it is built from names a placeholder.
+    target = DataprocTarget(ns.project_id, ns.region, ns.cluster or "serverless", code_uri)
     labels, properties = dict(ns.label), dict(ns.property)
     if ns.kind == "training":
         if ns.kafka or ns.max_failures_per_hour:
@@ -184,7 +193,12 @@ def _run(ns: argparse.Namespace, extra: list[str]) -> str:
     job = _job_from_cli(ns, extra)
     if ns.command == "job-json":
         return json.dumps(job, indent=2, sort_keys=True) + "\n"
-    cmd = job_to_gcloud_command(job, ns.region, ns.project_id, async_=ns.async_)
+    if ns.serverless:
+        target = ServerlessTarget(ns.project_id, ns.region, ns.runtime_version, ns.service_account, ns.subnetwork)
+        batch = batch_from_job(job, target, ttl_seconds=ns.ttl_seconds)
+        cmd = batch_to_gcloud_command(batch, target, batch_id=ns.job_id, async_=ns.async_)
+    else:
+        cmd = job_to_gcloud_command(job, ns.region, ns.project_id, async_=ns.async_)
     return "".join(f"{part}\0" for part in cmd) if ns.print0 else shlex.join(cmd) + "\n"
 
 

@@ -29,6 +29,7 @@ from sentiment_mlops.core.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAF
 from sentiment_mlops.core.spark_session import get_spark, job_settings
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
+from sentiment_mlops.registry import spark_versions
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
 from sentiment_mlops.registry.smoke_check import spark_smoke_check
 from sentiment_mlops.serving import crash_point, prometheus_metrics
@@ -127,6 +128,9 @@ def spark_model_loader(spark: SparkSession, flavor: str):
                 )
 
             return score_pyfunc
+        flavors = mlflow.models.get_model_info(uri).flavors
+        saved_by = (flavors.get("spark") or {}).get("pyspark_version")
+        spark_versions.check_servable(uri, saved_by, spark.version)
         model = mlflow.spark.load_model(uri)
 
         def score_spark(df: DataFrame) -> DataFrame:

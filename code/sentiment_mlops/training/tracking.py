@@ -10,10 +10,12 @@ import argparse
 import logging
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import DataFrame
 
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
+from sentiment_mlops.registry.spark_versions import SPARK_VERSION_TAG
 from sentiment_mlops.training import metrics, plots
 from sentiment_mlops.training.data_loading import LoadReport
 from sentiment_mlops.training.errors import TrainingError
@@ -22,9 +24,18 @@ from sentiment_mlops.training.model_catalog import MODEL_SPECS
 
 log = logging.getLogger("sentiment_mlops.training")
 
-# Pinned so log_model does not spend ~20 s inferring requirements in a second JVM.
-MODEL_PIP_REQUIREMENTS = ["pyspark==4.3.0", "mlflow==3.17.2", "pandas<3", "pyarrow"]
+# Pinned so log_model does not spend ~20 s inferring requirements in a second JVM; the model needs the
+# pyspark it was saved with (or newer), so that one is pinned.
+MODEL_PIP_REQUIREMENTS = [f"pyspark=={pyspark.__version__}", "mlflow==3.17.2", "pandas<3", "pyarrow"]
 PARENT_RUN_NAME = "multimodel-training"
+
+
+def spark_version() -> str:
+    """The running Spark's version (the JVM's, which on a cluster image is what saves the model)."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    return session.version if session is not None else pyspark.__version__
 
 
 def model_signature():
@@ -55,6 +66,7 @@ def log_run_inputs(mlflow, args: argparse.Namespace, report: LoadReport, split_c
             "seed": args.seed,
             "input_layout": report.layout,
             "topic_holdout_every": args.topic_holdout_every,
+            SPARK_VERSION_TAG: spark_version(),
         }
     )
     mlflow.log_metrics({f"rows_{k}": v for k, v in report.as_dict().items() if isinstance(v, int)})
@@ -83,7 +95,7 @@ def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.N
     spec = MODEL_SPECS[result.key]
     with mlflow.start_run(run_name=result.display_name, nested=True) as run:
         result.run_id = run.info.run_id
-        mlflow.set_tag("model_type", result.display_name)
+        mlflow.set_tags({"model_type": result.display_name, SPARK_VERSION_TAG: spark_version()})
         mlflow.log_params(
             {
                 "model_type": result.display_name,
@@ -122,6 +134,7 @@ def register(client, result: ModelResult, name: str) -> str:
             "test_accuracy": f"{result.test['accuracy']:.6f}",
             "test_auc": f"{result.test['auc']:.6f}",
             **({"grouped_accuracy": f"{result.grouped['accuracy']:.6f}"} if result.grouped else {}),
+            SPARK_VERSION_TAG: spark_version(),
         },
     )
     return str(mv.version)

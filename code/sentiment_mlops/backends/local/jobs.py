@@ -8,6 +8,12 @@ with this venv's `spark-submit`, and keeps Dataproc-like job records on disk.
 - Each job runs under a small supervisor process (`python -m sentiment_mlops.backends.local.supervisor`)
   in its own session: the supervisor outlives the Airflow task that submitted it (a serving job must)
   and records the driver's exit code, which nobody else could collect from an orphan.
+- With `SENTIMENT_SPARK_MASTER=spark://HOST:PORT` (Settings.spark_master) jobs go to that standalone
+  master (see :mod:`~sentiment_mlops.backends.local.spark_cluster`) the way Dataproc runs them: from a
+  fresh working directory (`JOB_ID.cwd`), without PYTHONPATH, with an interpreter that cannot see the
+  package's source folders, so the code comes only from the `--py-files` zip. Before anything starts,
+  the master must answer and the zip must hold every module the job imports; executors get the
+  cluster's memory (SENTIMENT_SPARK_EXECUTOR_MEMORY) and one core each, whatever the job asks for.
 - Records live in `Settings.run_dir/jobs/JOB_ID.json`, the driver log in `JOB_ID.log`, the exit status
   in `JOB_ID.exit`. The state is refreshed from the process on every read: PENDING until the
   supervisor runs, RUNNING while it lives, then DONE / ERROR from the exit code, or CANCELLED.
@@ -118,7 +124,7 @@ class LocalJobController:
         self.settings = settings or load_settings("local")
         if self.settings.backend != "local":
             # Resolving gs:// must map to bucket folders whatever SENTIMENT_BACKEND says.
-            self.settings = Settings(backend="local", home=self.settings.home)
+            self.settings = Settings(backend="local", home=self.settings.home, spark_master=self.settings.spark_master)
         self.jobs_dir = self.settings.run_dir / "jobs"
 
     # -- files -------------------------------------------------------------------------------------
@@ -187,10 +193,13 @@ class LocalJobController:
             raise JobError("pyspark_job.main_python_file_uri is required")
         from sentiment_mlops.core.spark_session import LOCAL_DEFAULTS
 
+        master = self.settings.spark_master or os.environ.get(
+            "SENTIMENT_LOCAL_MASTER", os.environ.get("SPARK_MASTER", "local[2]")
+        )
         cmd = [
             str(spark_submit_path()),
             "--master",
-            os.environ.get("SENTIMENT_LOCAL_MASTER", os.environ.get("SPARK_MASTER", "local[2]")),
+            master,
             "--name",
             job_id_of(job) or "sentiment-job",
             "--driver-memory",
@@ -211,11 +220,54 @@ class LocalJobController:
                 continue
             conf[key] = self._resolve_arg(str(value))
         conf[BACKEND_PROPERTY] = "local"
+        if self.settings.spark_master:
+            conf.update(self._cluster_conf())
         for key, value in conf.items():
             cmd += ["--conf", f"{key}={value}"]
         cmd.append(self._resolve(main))
         cmd += [self._resolve_arg(str(a)) for a in pyspark_job.get("args") or []]
         return cmd
+
+    # -- the standalone cluster --------------------------------------------------------------------
+    def _cluster_conf(self) -> dict[str, str]:
+        """What a job gets on the local cluster instead of its Dataproc sizes: executors that fit a
+        worker (an executor bigger than every worker would leave the job waiting forever)."""
+        return {
+            "spark.executor.memory": self.settings.cluster_executor_memory,
+            "spark.executor.cores": "1",
+        }
+
+    def _cluster_command(self, job_id: str, command: list[str], job: dict[str, Any]) -> list[str]:
+        """`command` wrapped to run as on a cluster: checked master and zip, own cwd, clean env."""
+        from sentiment_mlops.backends.local import spark_cluster
+        from sentiment_mlops.jobs.packaging import missing_modules
+
+        pyspark_job = job["pyspark_job"]
+        main = Path(self._resolve(pyspark_job["main_python_file_uri"]))
+        for uri in pyspark_job.get("python_file_uris") or []:
+            path = Path(self._resolve(uri))
+            if not path.is_file():
+                raise JobError(f"--py-files {uri} not found (local file {path}): upload the code first")
+            if path.suffix == ".zip":
+                problems = missing_modules(path, (main,) if main.is_file() else ())
+                if problems:
+                    raise JobError(f"{uri} is missing module(s) the job imports: {'; '.join(problems)}")
+        try:
+            spark_cluster.check_master(str(self.settings.spark_master), self.settings.spark_cluster_dir)
+        except spark_cluster.ClusterError as exc:
+            raise JobError(str(exc)) from None
+        workdir = self.jobs_dir / f"{job_id}.cwd"
+        workdir.mkdir(parents=True, exist_ok=True)
+        python = spark_cluster.job_python(self.settings.spark_cluster_dir)
+        env = [
+            "env",
+            "-u",
+            "PYTHONPATH",
+            f"--chdir={workdir}",
+            f"PYSPARK_PYTHON={python}",
+            f"PYSPARK_DRIVER_PYTHON={python}",
+        ]
+        return [*env, *command]
 
     def job_env(self) -> dict[str, str]:
         python = sys.executable
@@ -247,6 +299,8 @@ class LocalJobController:
         job.setdefault("reference", {})["job_id"] = job_id
         command = self.build_command(job)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.spark_master:
+            command = self._cluster_command(job_id, command, job)
         log_path = self.jobs_dir / f"{job_id}.log"
         now = _now()
         record = JobRecord(

@@ -2,17 +2,37 @@
 (Dataproc, `--packages`), else the `kafka_py` Python data source (this machine: Maven is
 unreachable). Kept apart from `python_source` so that a cluster with the native connector never
 imports the Python Data Source API, which older Spark releases lack.
+
+On Spark 3.5 (Dataproc image 2.2/2.3, Serverless 2.2) only the native connector can work: the Python
+Data Source API arrived in Spark 4.0, so a 3.5 job without the connector's jar stops with one line naming
+the `--packages` coordinates for its Spark instead of an import error.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from pyspark.sql import DataFrame, SparkSession
 
 from sentiment_mlops.serving.kafka.spark_env import SHORT_NAME, native_kafka_available
 
 log = logging.getLogger(__name__)
+
+PYTHON_SOURCE_MIN_SPARK = (4, 0)
+
+
+def python_source_missing(spark_version: str) -> str | None:
+    """Why the `kafka_py` fallback cannot run on `spark_version` (None when it can): what to add instead."""
+    match = re.match(r"^\s*(\d+)\.(\d+)", spark_version)
+    if not match or (int(match.group(1)), int(match.group(2))) >= PYTHON_SOURCE_MIN_SPARK:
+        return None
+    scala = "2.12"  # Spark 3.x as Dataproc and PyPI build it
+    return (
+        f"the Kafka source on Spark {spark_version} needs Spark's native connector (the Python data-source "
+        f"reader needs Spark 4.0+): submit with --packages org.apache.spark:spark-sql-kafka-0-10_{scala}:"
+        f"{spark_version} (SPARK_KAFKA_PACKAGE sets it for the job specs)"
+    )
 
 
 def read_kafka_stream(
@@ -34,6 +54,9 @@ def read_kafka_stream(
     if use_native:
         fmt = "kafka"
     else:
+        missing = python_source_missing(spark.version)
+        if missing:
+            raise RuntimeError(missing)
         from sentiment_mlops.serving.kafka.python_source import register_kafka_py
 
         register_kafka_py(spark)
