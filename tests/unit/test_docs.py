@@ -59,6 +59,7 @@ CORPUS_GLOBS = (
     "ci-cd/*.sh",
     "scripts/*.sh",
     "bench/*.py",
+    "tests/e2e/*.py",  # the end-to-end test's documented switches
     "*.sh",
     ".github/workflows/*.yml",
     "pyproject.toml",
