@@ -13,6 +13,9 @@ import re
 
 RAW_TEXT_COL = "text"
 CLEAN_TEXT_COL = "clean_text"
+# What the training pipeline's RegexTokenizer keeps of the cleaned text (words, ! and ?); the drift
+# profiles tokenize with it too, so their token counts are the model's.
+TOKEN_PATTERN = "[a-z0-9']+|[!?]"
 
 # (regex, replacement, why). Text is lower-cased first. Order matters: entities before the
 # punctuation rule so "&amp;" is not split. Python compiles these with re.ASCII because Java's

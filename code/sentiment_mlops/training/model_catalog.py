@@ -12,11 +12,10 @@ from pyspark.ml.feature import IDF, HashingTF, RegexTokenizer, SQLTransformer, S
 from pyspark.ml.param import Param
 from pyspark.ml.tuning import ParamGridBuilder
 
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, cleaning_sql
+from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, RAW_TEXT_COL, TOKEN_PATTERN, cleaning_sql
 
 FEATURES_COL = "features"
 LABEL_COL = "label"
-TOKEN_PATTERN = "[a-z0-9']+|[!?]"
 # Words that carry sentiment or its target in tweets stay in: negations ("not good"), pronouns
 # ("i hate", "miss you"), intensifiers ("so", "very", "too"). Dropping them from Spark's English
 # list was worth +0.5 points of test accuracy on the 100k sample (bench/train.py).
