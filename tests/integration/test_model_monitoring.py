@@ -71,7 +71,7 @@ def test_measures_pushes_alerts_once_and_survives_a_dead_pushgateway(
     [v] = stable["versions"]
     assert (v["model_version"], v["reference"], v["live_accuracy"], v["labelled_rows"]) == (version, "found", 1.0, 1500)
     assert set(v["psi"]) == set(FEATURES) and max(v["psi"].values()) < 0.1, v["psi"]  # same population
-    assert stable["serving_model"]["version"] == version
+    assert stable["served_model"]["version"] == version
     report = json.loads(store.read_bytes(stable["json_uri"]))
     assert report["versions"][0]["drift"]["text_length"]["expected"]  # distributions kept in the report
     assert store.read_bytes(stable["plot_uri"])[:4] == b"\x89PNG"

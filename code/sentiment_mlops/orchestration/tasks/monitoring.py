@@ -180,7 +180,7 @@ def measure(cfg: AirflowConfig, mcfg: MonitoringConfig, now: datetime, client: A
         },  # fmt: skip
         "predictions_uri": predictions_uri,
         "rows": len(window),
-        "serving_model": {
+        "served_model": {
             "name": cfg.serving_model_name,
             "stage_or_alias": cfg.serving_model_stage,
             "version": serving.version if serving else None,
@@ -209,8 +209,8 @@ def log_to_mlflow(client: Any, mcfg: MonitoringConfig, report: dict[str, Any], f
         tags={
             "alert": "true" if alert["fire"] else "false",
             "alert_reason": alert["reason"][:5000],
-            "serving_model": report["serving_model"]["name"],
-            "serving_version": str(report["serving_model"]["version"]),
+            "served_model": report["served_model"]["name"],
+            "served_version": str(report["served_model"]["version"]),
         },
     )
     parent_id = parent.info.run_id
@@ -327,7 +327,7 @@ def run_monitoring(
         "mlflow_run_id": run_id,
         "pushgateway": pushed,
         "rows": report["rows"],
-        "serving_model": report["serving_model"],
+        "served_model": report["served_model"],
         "versions": [_summary(v) for v in report["versions"]],
         "alert": alert,
     }
