@@ -1,11 +1,14 @@
 """Real peers of the monitoring tests: a local SMTP server (aiosmtpd) that keeps what it receives,
-a Prometheus Pushgateway (Debian's prometheus-pushgateway), a registered model with a reference
+an HTTP endpoint standing in for a Slack incoming webhook (the provider's hook posts to any URL), a
+Prometheus Pushgateway (Debian's prometheus-pushgateway), a registered model with a reference
 profile, and serving-job-shaped prediction Parquet in the local bucket."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -54,6 +57,34 @@ def smtp_server_fixture() -> Iterator[SmtpSink]:
         yield sink
     finally:
         controller.stop()
+
+
+@pytest.fixture(name="slack_webhook")
+def slack_webhook_fixture() -> Iterator[tuple[str, list[dict]]]:
+    """An HTTP server on 127.0.0.1 answering like Slack's incoming webhook (200 "ok"); yields its
+    URL and the JSON payloads posted to it."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(name="pushgateway")

@@ -20,6 +20,7 @@ from tests.fixtures_monitoring import (  # noqa: F401 - fixtures
     SmtpSink,
     pushgateway_fixture,
     register_profiled_model,
+    slack_webhook_fixture,
     smtp_server_fixture,
     tweets,
     write_predictions,
@@ -138,7 +139,12 @@ def _triggered_training_runs(airflow_home: Path) -> list[dict]:
 
 
 def test_dags_test_alert_mail_retraining_and_failure_mail(
-    tmp_path: Path, sentiment_home: Path, mlflow_server: str, sample_csv: Path, smtp_server: SmtpSink
+    tmp_path: Path,
+    sentiment_home: Path,
+    mlflow_server: str,
+    sample_csv: Path,
+    smtp_server: SmtpSink,
+    slack_webhook: tuple[str, list[dict]],
 ) -> None:
     from sentiment_mlops.core.settings import load_settings
     from sentiment_mlops.monitoring.profile import build_vocabulary
@@ -173,6 +179,9 @@ def test_dags_test_alert_mail_retraining_and_failure_mail(
     for key, value in variables.items():
         _ok(_airflow(env, "variables", "set", key, value))
     _smtp_connection(env, smtp_server.port)
+    slack_url, slack_messages = slack_webhook
+    _ok(_airflow(env, "connections", "add", "sentiment_slack", "--conn-type", "slackwebhook",
+                 "--conn-password", slack_url))  # fmt: skip
 
     # 1. Drift: the alert reaches the mailbox and the training DAG is triggered with the reason.
     out = _ok(_airflow(env, "dags", "test", "sentiment_model_monitoring"))
@@ -181,6 +190,8 @@ def test_dags_test_alert_mail_retraining_and_failure_mail(
     assert mail["Subject"].startswith(f"[sentiment-mlops] model alert: drift on monitor-b-best v{version}: PSI")
     body = mail.get_payload()[0].get_payload(decode=True).decode()
     assert "live accuracy of monitor-b-best" in body and "Retraining: DAG sentiment_ml_training_pipeline" in body
+    [slack] = slack_messages
+    assert slack["text"].startswith(f"*[sentiment-mlops] model alert: drift on monitor-b-best v{version}")
     [conf] = _triggered_training_runs(home)
     assert conf["triggered_by"] == "sentiment_model_monitoring" and conf["reason"].startswith("drift on monitor-b-best")
     assert conf["monitoring_report"].endswith(".json"), out[-3000:]
@@ -194,6 +205,7 @@ def test_dags_test_alert_mail_retraining_and_failure_mail(
     failure = messages[1][1]
     assert failure["Subject"] == "[sentiment-mlops] DAG sentiment_model_monitoring failed"
     assert "Failed task: measure_model" in failure.get_payload()[0].get_payload(decode=True).decode()
+    assert slack_messages[1]["text"].startswith("*[sentiment-mlops] DAG sentiment_model_monitoring failed*")
 
     # 3. The mail server goes away: the alert cannot be sent, the DAG's work still happens.
     _ok(_airflow(env, "variables", "set", "MLFLOW_TRACKING_URI", mlflow_server))
@@ -201,3 +213,4 @@ def test_dags_test_alert_mail_retraining_and_failure_mail(
     out = _ok(_airflow(env, "dags", "test", "sentiment_model_monitoring"))
     assert "email notification failed (the work it reports on goes on)" in out
     assert len(_triggered_training_runs(home)) == 2 and len(smtp_server.messages) == 2
+    assert len(slack_messages) == 3  # the other channel still carried the alert

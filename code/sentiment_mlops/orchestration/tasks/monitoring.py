@@ -72,6 +72,8 @@ def read_window(
             if column not in frame.columns:
                 frame[column] = None
         stamps = pd.to_datetime(frame["prediction_timestamp"])
+        if getattr(stamps.dt, "tz", None) is not None:  # Parquet written as UTC-adjusted instants
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
         frame = frame[(stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))]
         if not frame.empty:
             frames.append(frame)
