@@ -80,10 +80,13 @@ def _checks(backend_override: str | None) -> tuple[Any, Any, Any]:
     def start(**context: Any) -> dict[str, Any]:
         cfg = from_airflow_variables(backend_override=backend_override)  # fails here, naming a bad Variable
         run_tag = task_context.run_tag(context)
+        # A run the monitoring DAG triggered says why in its conf; kept with the run's XCom.
+        reason = (getattr(context.get("dag_run"), "conf", None) or {}).get("reason")
         return {
             "config": cfg.as_dict(),
             "run_tag": run_tag,
             "input_path": context["params"].get("input_path") or cfg.training_input_path,
+            "trigger_reason": reason,
         }
 
     @task(multiple_outputs=True)
