@@ -87,10 +87,12 @@ def test_schedules_and_params(dagbag: Any) -> None:
 
 
 def test_every_dag_notifies_a_person_when_it_fails(dagbag: Any) -> None:
-    from sentiment_mlops.orchestration.notifications import on_dag_failure
+    from sentiment_mlops.orchestration.notifications import on_failure
 
     for dag in dagbag.dags.values():
-        assert dag.on_failure_callback is on_dag_failure, dag.dag_id
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+            assert on_failure in callbacks, f"{dag.dag_id}.{t.task_id}"
 
 
 def test_training_tasks_are_deferrable_dataproc_operators(dagbag: Any) -> None:

@@ -204,7 +204,8 @@ def test_dags_test_alert_mail_retraining_and_failure_mail(
     assert len(messages) == 2, (failed.stdout + failed.stderr)[-4000:]
     failure = messages[1][1]
     assert failure["Subject"] == "[sentiment-mlops] DAG sentiment_model_monitoring failed"
-    assert "Failed task: measure_model" in failure.get_payload()[0].get_payload(decode=True).decode()
+    failure_body = failure.get_payload()[0].get_payload(decode=True).decode()
+    assert "Failed task: measure_model" in failure_body and "MLflow tracking server unreachable" in failure_body
     assert slack_messages[1]["text"].startswith("*[sentiment-mlops] DAG sentiment_model_monitoring failed*")
 
     # 3. The mail server goes away: the alert cannot be sent, the DAG's work still happens.

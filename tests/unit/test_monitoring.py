@@ -134,9 +134,10 @@ def test_failure_message_names_dag_run_and_task() -> None:
     class TI:
         task_id, try_number, log_url = "measure_model", 1, "http://127.0.0.1:8080/log"
 
-    subject, body = failure_message({"dag": Dag(), "run_id": "manual__1", "reason": "task_failure", "ti": TI()})
+    context = {"dag": Dag(), "run_id": "manual__1", "ti": TI(), "exception": RuntimeError("no MLflow\nat all")}
+    subject, body = failure_message(context)
     assert subject == "[sentiment-mlops] DAG sentiment_model_monitoring failed"
     assert body.splitlines() == [
-        "DAG: sentiment_model_monitoring", "Run: manual__1", "Reason: task_failure",
-        "Failed task: measure_model (try 1)", "Log: http://127.0.0.1:8080/log",
+        "DAG: sentiment_model_monitoring", "Run: manual__1", "Reason: task failed",
+        "Failed task: measure_model (try 1)", "Error: RuntimeError: no MLflow", "Log: http://127.0.0.1:8080/log",
     ]  # fmt: skip

@@ -118,17 +118,22 @@ def failure_message(context: Mapping[str, Any]) -> tuple[str, str]:
     lines = [
         f"DAG: {dag_id}",
         f"Run: {context.get('run_id') or getattr(ti, 'run_id', '?')}",
-        f"Reason: {context.get('reason') or 'failed'}",
+        f"Reason: {context.get('reason') or 'task failed'}",
     ]
     if ti is not None:
         lines.append(f"Failed task: {getattr(ti, 'task_id', '?')} (try {getattr(ti, 'try_number', '?')})")
-        log_url = getattr(ti, "log_url", None)
-        if log_url:
-            lines.append(f"Log: {log_url}")
+    exception = context.get("exception")
+    if exception is not None:
+        text = str(exception).strip()
+        lines.append(f"Error: {type(exception).__name__}: {text.splitlines()[0][:500] if text else ''}")
+    log_url = getattr(ti, "log_url", None) if ti is not None else None
+    if log_url:
+        lines.append(f"Log: {log_url}")
     return f"[sentiment-mlops] DAG {dag_id} failed", "\n".join(lines)
 
 
-def on_dag_failure(context: Mapping[str, Any]) -> None:
-    """Every DAG's on_failure_callback: tell a person which run failed and where its log is."""
+def on_failure(context: Mapping[str, Any]) -> None:
+    """Every task's on_failure_callback (through dag_factories.dag_defaults): tell a person which run
+    and task failed, with what error, and where its log is."""
     subject, body = failure_message(context)
     send(subject, body, context)
