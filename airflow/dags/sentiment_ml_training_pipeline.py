@@ -34,7 +34,7 @@ DAG_ID = "sentiment_ml_training_pipeline"
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=8),
-    default_args={"owner": "mlops", "retries": 0},
+    **dag_factories.dag_defaults(),
     tags=["sentiment", "training", "mlflow", "dataproc"],
     doc_md=__doc__,
     params={

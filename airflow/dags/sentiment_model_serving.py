@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
+from sentiment_mlops.orchestration import dag_factories
 from sentiment_mlops.orchestration.config import DEPLOY_MODES, SOURCE_TYPES, from_airflow_variables
 from sentiment_mlops.orchestration.operators import ServingJobWaitOperator
 from sentiment_mlops.orchestration.task_context import pulled_config, run_tag, task_attempt
@@ -35,7 +36,7 @@ FIRST_TASK = "validate_mlflow"
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
-    default_args={"owner": "mlops", "retries": 0},
+    **dag_factories.dag_defaults(),
     tags=["sentiment", "serving", "streaming"],
     doc_md=__doc__,
     params={

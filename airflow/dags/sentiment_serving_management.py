@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
+from sentiment_mlops.orchestration import dag_factories
 from sentiment_mlops.orchestration.config import from_airflow_variables
 from sentiment_mlops.orchestration.task_context import pulled_config
 from sentiment_mlops.orchestration.tasks import management
@@ -32,7 +33,7 @@ FIRST_TASK = "list_active_serving_jobs"
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
-    default_args={"owner": "mlops", "retries": 0},
+    **dag_factories.dag_defaults(),
     tags=["sentiment", "serving", "monitoring"],
     doc_md=__doc__,
     params={

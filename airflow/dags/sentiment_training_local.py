@@ -31,7 +31,7 @@ DAG_ID = "sentiment_training_local"
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=4),
-    default_args={"owner": "mlops", "retries": 0},
+    **dag_factories.dag_defaults(),
     tags=["sentiment", "training", "local"],
     doc_md=__doc__,
     params={

@@ -39,6 +39,9 @@ EXPECTED_CHAINS = {
         ["list_active_serving_jobs", "job_status_and_metrics", "check_prediction_output", "write_monitoring_report",
          "stop_serving_job"],
     ],
+    "sentiment_model_monitoring": [
+        ["start", "measure_model", "alert_fired", "notify_alert", "retraining_enabled", "trigger_retraining"],
+    ],
 }  # fmt: skip
 
 DATAPROC_VARS = {
@@ -75,11 +78,21 @@ def test_tasks_and_order(dagbag: Any, dag_id: str) -> None:
 
 def test_schedules_and_params(dagbag: Any) -> None:
     assert dagbag.dags["sentiment_ml_training_pipeline"].schedule == "0 3 * * 0"  # weekly; manual runs too
+    assert dagbag.dags["sentiment_model_monitoring"].schedule == "@hourly"
     for dag_id in ("sentiment_training_local", "sentiment_model_serving", "sentiment_serving_management"):
         assert dagbag.dags[dag_id].schedule is None  # manual only
     assert {"stop_job_id", "stop_all"} <= set(dagbag.dags["sentiment_serving_management"].params)
     assert {"deploy_mode", "source_type", "wait_timeout_seconds"} <= set(dagbag.dags["sentiment_model_serving"].params)
     assert {"input_path", "max_rows", "models"} <= set(dagbag.dags["sentiment_training_local"].params)
+
+
+def test_every_dag_notifies_a_person_when_it_fails(dagbag: Any) -> None:
+    from sentiment_mlops.orchestration.notifications import on_failure
+
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+            assert on_failure in callbacks, f"{dag.dag_id}.{t.task_id}"
 
 
 def test_training_tasks_are_deferrable_dataproc_operators(dagbag: Any) -> None:
@@ -142,6 +155,7 @@ def _patch_variables(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) ->
         ("sentiment_ml_training_pipeline", "start", {"run_id": "r", "dag_run": _DagRun(), "params": {}}),
         ("sentiment_model_serving", "validate_mlflow", {"run_id": "r", "dag_run": _DagRun(), "params": {}}),
         ("sentiment_serving_management", "list_active_serving_jobs", {}),
+        ("sentiment_model_monitoring", "start", {"run_id": "r", "dag_run": _DagRun()}),
     ],
 )
 def test_first_task_fails_naming_the_bad_variable(

@@ -52,6 +52,23 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
+def _assert_reference_profile(mlflow_server: str, run_id: str, test_accuracy: float) -> None:
+    """The model's run holds the reference profile the monitoring DAG reads: its test predictions'
+    class balance, the text statistics and a vocabulary-based OOV rate of a few percent."""
+    from sentiment_mlops.monitoring.profile import FEATURES, PROFILE_ARTIFACT
+
+    mlflow.set_tracking_uri(mlflow_server)
+    ref = mlflow.artifacts.load_dict(f"runs:/{run_id}/{PROFILE_ARTIFACT}")
+    assert set(ref["features"]) == set(FEATURES) and ref["model"]["run_id"] == run_id
+    assert 300 <= ref["rows"] <= 500  # the test split of 4,000 rows at 80/10/10
+    for feature in ref["features"].values():
+        assert abs(sum(feature["fractions"]) - 1.0) < 1e-3
+    negatives, positives = ref["features"]["prediction_class"]["fractions"]
+    assert 0.2 < positives < 0.8 and test_accuracy > 0.5
+    assert 20 < ref["features"]["text_length"]["stats"]["mean"] < 140  # tweets
+    assert 0.0 < ref["oov_rate"] < 0.3 and len(ref["vocabulary"]) > 1000
+
+
 def test_trains_registers_and_promotes_all_three(first_run, mlflow_server: str) -> None:
     client = MlflowClient(mlflow_server)
     assert set(first_run.models) == {"logisticregression", "randomforest", "linearsvc"}
@@ -62,6 +79,7 @@ def test_trains_registers_and_promotes_all_three(first_run, mlflow_server: str) 
         assert set(info["validation"]) == {"accuracy", "precision", "recall", "f1", "auc"}
         artifacts = {a.path for a in client.list_artifacts(info["run_id"], "plots")}
         assert artifacts == {f"plots/confusion_matrix_{key}.png", f"plots/roc_{key}.png"}
+        _assert_reference_profile(mlflow_server, info["run_id"], info["test"]["accuracy"])
         # each algorithm's own model goes through the gate too, so the reference's custom model
         # selection (serving_model_name=<base>-logisticregression, stage Production) finds a version
         assert first_run.candidate_versions[key] == info["version"]

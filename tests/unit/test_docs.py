@@ -250,6 +250,7 @@ def facts() -> Facts:
     from sentiment_mlops.backends.local import jobs_cli as local_jobs_cli
     from sentiment_mlops.jobs import cli as jobs_cli
     from sentiment_mlops.orchestration import config as airflow_config
+    from sentiment_mlops.orchestration import notifications
     from sentiment_mlops.serving import job as serving_job
     from sentiment_mlops.training import job as training_job
 
@@ -273,17 +274,40 @@ def facts() -> Facts:
         for path in ROOT.glob(pattern):
             if ".venv" not in path.parts and path.is_file():
                 corpus.update(ALL_CAPS.findall(path.read_text(encoding="utf-8", errors="replace")))
+    variables = set(airflow_config.ALL_VARIABLES) | set(monitoring_defaults()) | {notifications.VAR_EMAIL_TO}
     return Facts(
         dags=dags,
-        variables=set(airflow_config.ALL_VARIABLES),
+        variables=variables,
         training_flags=training,
         serving_flags=serving,
         jobs_subcommands=jobs,
         dataproc_flags=dataproc,
         all_flags=all_flags,
-        corpus_names=corpus | set(airflow_config.ALL_VARIABLES),
+        corpus_names=corpus | variables,
         metrics=exported_metric_names(),
     )
+
+
+def monitoring_defaults() -> dict[str, Any]:
+    """The monitoring DAG's Variables and their defaults (None where unset means "off")."""
+    from dataclasses import fields
+
+    from sentiment_mlops.orchestration import monitoring_config as mc
+
+    cfg = mc.MonitoringConfig()
+    return {mc.PREFIX + f.name: getattr(cfg, f.name) or None for f in fields(cfg)}
+
+
+def non_dag_names() -> set[str]:
+    """`sentiment_*` names that are not DAG ids: the notification Connections and the Prometheus
+    metrics the code defines."""
+    from sentiment_mlops.orchestration import notifications
+
+    metric = re.compile(r"(?:Gauge|Counter|Histogram|Summary|Info|Enum)\(\s*\"(sentiment_[a-z_]+)\"")
+    names = {notifications.SMTP_CONN_ID, notifications.SLACK_CONN_ID}
+    for path in (ROOT / "code").rglob("*.py"):
+        names.update(metric.findall(path.read_text(encoding="utf-8")))
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -501,11 +525,12 @@ def test_inline_flags_belong_to_the_cli_in_context(docs: list[Doc], facts: Facts
 
 def test_dag_ids_and_metric_names_exist(docs: list[Doc], facts: Facts) -> None:
     problems = []
+    others = non_dag_names()
     for doc in docs:
         texts = [*doc.inline, *doc.headings, *((line, body) for line, _lang, body in doc.blocks)]
         for line, text in texts:
             for name in re.findall(r"(?<![\w./-])sentiment_[a-z_]+(?![\w.])", text):
-                if name == "sentiment_mlops" or name in facts.dags or name in facts.metrics:
+                if name == "sentiment_mlops" or name in facts.dags or name in facts.metrics or name in others:
                     continue
                 if name.endswith("_") and any(m.startswith(name) for m in facts.metrics):
                     continue  # a metric name prefix: `sentiment_online_*`
@@ -581,6 +606,7 @@ def test_airflow_variables(docs: list[Doc], facts: Facts) -> None:
 
     defaults = ac.AirflowConfig()
     field_of = {var: f for f, var in ac._FIELD_VARIABLES.items()}
+    monitoring = monitoring_defaults()
     enums = {ac.VAR_BACKEND: ac.BACKENDS, ac.VAR_DEPLOY_MODE: ac.DEPLOY_MODES, ac.VAR_SOURCE_TYPE: ac.SOURCE_TYPES}
     problems = []
     readme_table: set[str] = set()
@@ -598,7 +624,9 @@ def test_airflow_variables(docs: list[Doc], facts: Facts) -> None:
                 column = table.header[1].lower() if len(table.header) > 1 else ""
                 value = first_code(row[1]) if len(row) > 1 else None
                 if column == "default":
-                    expected = getattr(defaults, field_of[var]) if var in field_of else None
+                    expected = getattr(defaults, field_of[var]) if var in field_of else monitoring.get(var)
+                    if isinstance(expected, float) and value is not None and re.fullmatch(r"[\d.]+", value):
+                        value = str(float(value))
                     if value is None and expected is not None:
                         problems.append(f"{doc.where(table.line)}: {var} default should be {expected}")
                     elif value is not None and value.replace("{GCS_BUCKET}", ac.DEFAULT_BUCKET) != str(expected):

@@ -25,6 +25,10 @@ RAW_TEXT_COL = "text"
 CLEAN_TEXT_COL = "clean_text"
 NEGATION_PREFIX = "neg_"
 NEGATION_SCOPE_WORDS = 3
+# What the training pipeline's RegexTokenizer keeps of the cleaned text (words, ! and ?); the drift
+# profiles tokenize with it too, so their token counts are the model's. "_" belongs to words since
+# cleaning v2 marks negated words as neg_word.
+TOKEN_PATTERN = "[a-z0-9_']+|[!?]"
 
 Rules = tuple[tuple[str, str, str], ...]
 

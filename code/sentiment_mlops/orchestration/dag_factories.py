@@ -1,4 +1,6 @@
-"""The TaskFlow tasks the training DAGs share (sentiment_ml_training_pipeline, sentiment_training_local).
+"""What the DAG files share: the arguments every DAG takes (:func:`dag_defaults`: owner, retries and the
+failure notification), and the TaskFlow tasks of the training DAGs (sentiment_ml_training_pipeline,
+sentiment_training_local).
 
 `training_tasks(dag_id)` builds them for one DAG; the DAG file declares its own tasks (how it trains) and
 the chain. Each task is a thin wrapper: the logic lives in sentiment_mlops.orchestration.tasks.training
@@ -9,19 +11,26 @@ needs Airflow).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import task
 
-from sentiment_mlops.orchestration import task_context
+from sentiment_mlops.orchestration import notifications, task_context
 from sentiment_mlops.orchestration.config import AirflowConfig, from_airflow_variables
 from sentiment_mlops.orchestration.tasks import common, reports, training
 
-log = logging.getLogger(__name__)
-
 START_TASK = "start"
+
+
+def dag_defaults(**default_args: Any) -> dict[str, Any]:
+    """`@dag(..., **dag_defaults())`: every DAG's default_args: owner, retries (`default_args`
+    overrides them) and the on_failure_callback that mails / posts a task's final failure to whoever
+    the Connections name (see orchestration.notifications). On the tasks rather than the DAG: a task's
+    callback runs in the task's process, which reads Connections and Variables on every deployment
+    (and under `airflow dags test`), and it knows the error."""
+    return {"default_args": {"owner": "mlops", "retries": 0, "on_failure_callback": notifications.on_failure,
+                             **default_args}}  # fmt: skip
 
 
 def pulled_config(ti: Any, task_id: str = START_TASK) -> tuple[AirflowConfig, dict[str, Any]]:
@@ -71,10 +80,13 @@ def _checks(backend_override: str | None) -> tuple[Any, Any, Any]:
     def start(**context: Any) -> dict[str, Any]:
         cfg = from_airflow_variables(backend_override=backend_override)  # fails here, naming a bad Variable
         run_tag = task_context.run_tag(context)
+        # A run the monitoring DAG triggered says why in its conf; kept with the run's XCom.
+        reason = (getattr(context.get("dag_run"), "conf", None) or {}).get("reason")
         return {
             "config": cfg.as_dict(),
             "run_tag": run_tag,
             "input_path": context["params"].get("input_path") or cfg.training_input_path,
+            "trigger_reason": reason,
         }
 
     @task(multiple_outputs=True)
@@ -119,9 +131,8 @@ def _results(dag_id: str) -> tuple[Any, Any, Any]:
             ti.xcom_pull(task_ids="get_best_model_info"),
             ti.xcom_pull(task_ids="generate_training_report") or {},
         )
-        # No mail/chat integration is configured in this project: the message goes to the task log
-        # and XCom, where an on_success_callback or a notifier can pick it up.
-        log.info("NOTIFICATION: %s", message)
+        # To the configured channels (email, Slack; none: the task log) and to XCom.
+        notifications.send(f"[sentiment-mlops] training run {started['run_tag']} finished", message, context)
         return message
 
     return get_best_model_info, generate_training_report, send_completion_notification

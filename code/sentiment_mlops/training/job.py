@@ -27,7 +27,7 @@ from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.features.text_cleaning import RULE_VERSIONS
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
-from sentiment_mlops.training import data_loading, fitting, report, topic_split, tracking
+from sentiment_mlops.training import data_loading, fitting, profiling, report, topic_split, tracking
 from sentiment_mlops.training.errors import TrainingError
 from sentiment_mlops.training.model_catalog import (
     DEFAULT_BIGRAMS,
@@ -246,7 +246,11 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=tracking.PARENT_RUN_NAME) as parent:
         summary.parent_run_id = parent.info.run_id
         tracking.log_run_inputs(mlflow, args, load_report, summary.split_counts)
-        tracking.log_and_register_models(mlflow, client, results, (test, gate_split), args, Path(tmp), alias)
+        profile_inputs = profiling.profile_inputs(train, test, args.seed)
+        tracking.log_and_register_models(
+            mlflow, client, results, (test, gate_split), args, Path(tmp), alias, profile_inputs
+        )
+        profile_inputs.test_sample.unpersist()
         timings["mlflow_log_and_register"] = time.perf_counter() - t0
         summary.promotion = tracking.register_and_promote_best(mlflow, client, best, gate_split, args, alias)
         summary.models = report.model_entries(results)

@@ -22,12 +22,17 @@ from pyspark.ml.tuning import ParamGridBuilder
 
 from sentiment_mlops.features import lexicon
 from sentiment_mlops.features.terms import BIGRAMS_COL, FILTERED_TOKENS_COL, NGRAM_N, TERMS_COL, terms_sql
-from sentiment_mlops.features.text_cleaning import CLEAN_TEXT_COL, CLEANING_RULES, RAW_TEXT_COL, Rules, cleaning_sql
+from sentiment_mlops.features.text_cleaning import (
+    CLEAN_TEXT_COL,
+    CLEANING_RULES,
+    RAW_TEXT_COL,
+    TOKEN_PATTERN,
+    Rules,
+    cleaning_sql,
+)
 
 FEATURES_COL = "features"
 LABEL_COL = "label"
-# "_" belongs to words since cleaning v2 marks negated words as neg_word.
-TOKEN_PATTERN = "[a-z0-9_']+|[!?]"
 # Words that carry sentiment or its target in tweets stay in: negations ("not good"), pronouns
 # ("i hate", "miss you"), intensifiers ("so", "very", "too"). Dropping them from Spark's English
 # list was worth +0.5 points of test accuracy on the 100k sample (bench/train.py).

@@ -13,10 +13,11 @@ from pathlib import Path
 import pyspark
 from pyspark.sql import DataFrame
 
+from sentiment_mlops.monitoring.profile import PROFILE_ARTIFACT
 from sentiment_mlops.registry import lookups as registry
 from sentiment_mlops.registry import promotion
 from sentiment_mlops.registry.spark_versions import SPARK_VERSION_TAG
-from sentiment_mlops.training import metrics, plots
+from sentiment_mlops.training import metrics, plots, profiling
 from sentiment_mlops.training.data_loading import LoadReport
 from sentiment_mlops.training.errors import TrainingError
 from sentiment_mlops.training.fitting import ModelResult, gate_accuracy
@@ -89,9 +90,17 @@ def log_plots(mlflow, result: ModelResult, test: DataFrame, args: argparse.Names
     mlflow.log_artifact(str(roc), "plots")
 
 
-def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.Namespace, workdir: Path) -> None:
-    """One nested run: params, metrics, confusion-matrix and ROC PNGs, and the whole pipeline.
-    Sets `result.run_id`."""
+def log_model_run(
+    mlflow,
+    result: ModelResult,
+    test: DataFrame,
+    args: argparse.Namespace,
+    workdir: Path,
+    profile_inputs: profiling.ProfileInputs | None = None,
+) -> None:
+    """One nested run: params, metrics, confusion-matrix and ROC PNGs, the whole pipeline, and (with
+    `profile_inputs`) the reference profile the monitoring DAG measures drift against. Sets
+    `result.run_id`."""
     spec = MODEL_SPECS[result.key]
     with mlflow.start_run(run_name=result.display_name, nested=True) as run:
         result.run_id = run.info.run_id
@@ -110,6 +119,9 @@ def log_model_run(mlflow, result: ModelResult, test: DataFrame, args: argparse.N
         mlflow.log_metrics({f"grouped_{k}": v for k, v in result.grouped.items()})
         mlflow.log_metric("fit_seconds", result.fit_seconds)
         log_plots(mlflow, result, test, args, workdir)
+        if profile_inputs is not None:
+            describe = {"model_type": result.display_name, "run_id": result.run_id}
+            mlflow.log_dict(profiling.model_profile(result.model, profile_inputs, describe), PROFILE_ARTIFACT)
         if not spec.has_probability:
             mlflow.set_tag("auc_score", "raw margin (rawPrediction[1]); LinearSVC outputs no probability")
         import mlflow.spark
@@ -148,6 +160,7 @@ def log_and_register_models(
     args: argparse.Namespace,
     workdir: Path,
     alias: str,
+    profile_inputs: profiling.ProfileInputs | None = None,
 ) -> None:
     """Each model: its nested run (plots on the test split, the first of `splits`), then its own
     registered model (one per algorithm) with the candidate alias and, through the same gate as the
@@ -156,7 +169,7 @@ def log_and_register_models(
     result's run id, registered name and version, and gate decision."""
     test, gate_split = splits
     for result in results:
-        log_model_run(mlflow, result, test, args, workdir)
+        log_model_run(mlflow, result, test, args, workdir, profile_inputs)
         result.registered_name = registry.registered_name(args.registered_model_name, result.key)
         result.registered_version = register(client, result, result.registered_name)
         client.set_registered_model_alias(result.registered_name, registry.CANDIDATE_ALIAS, result.registered_version)
