@@ -25,7 +25,7 @@ from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED
 from sentiment_mlops.core.spark_session import delete_path, get_spark, job_settings, path_exists, write_text
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
-from sentiment_mlops.registry import promotion
+from sentiment_mlops.registry import mlflow_credentials, promotion
 from sentiment_mlops.training import data_loading, fitting, report, tracking
 from sentiment_mlops.training.errors import TrainingError
 from sentiment_mlops.training.model_catalog import parse_model_keys
@@ -49,6 +49,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for the best model and training_summary.json")
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT)
+    p.add_argument(
+        "--mlflow-credentials-secret",
+        default="",
+        help="Secret Manager name of the MLflow credentials (registry.mlflow_credentials); else MLFLOW_TRACKING_* env",
+    )
     p.add_argument("--registered-model-name", default=DEFAULT_REGISTERED_MODEL_NAME)
     p.add_argument("--num-features", type=int, default=32768)
     p.add_argument("--train-ratio", type=float, default=0.8)
@@ -216,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
         validate_args(args)
+        if args.mlflow_credentials_secret:
+            mlflow_credentials.apply_secret(args.mlflow_credentials_secret)
         registry.check_tracking_server(args.mlflow_uri)
         spark = get_spark("sentiment-multimodel-training")
         summary = run_training(args, spark)
-    except (TrainingError, registry.MlflowUnreachableError) as exc:
+    except (TrainingError, ValueError, registry.MlflowUnreachableError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
     print(

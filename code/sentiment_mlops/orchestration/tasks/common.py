@@ -106,6 +106,8 @@ def check_mlflow(cfg: AirflowConfig) -> dict:
         registry.check_tracking_server(cfg.mlflow_tracking_uri)
         client = MlflowClient(tracking_uri=cfg.mlflow_tracking_uri, registry_uri=cfg.mlflow_tracking_uri)
         models = client.search_registered_models(max_results=100)
+    except registry.MlflowAuthError as exc:
+        raise TaskError(f"{exc} (in the environment of the Airflow workers)") from exc
     except registry.MlflowUnreachableError as exc:
         raise TaskError(f"{exc} (Airflow Variable MLFLOW_TRACKING_URI / MLFLOW_VM_IP)") from exc
     except Exception as exc:  # the registry API failing behind a healthy /health

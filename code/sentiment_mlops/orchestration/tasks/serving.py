@@ -91,6 +91,7 @@ def build_serving_job(
         max_files_per_trigger=max_files_per_trigger,
         max_offsets_per_trigger=max_offsets_per_trigger,
         metrics_path=paths["metrics"],
+        mlflow_credentials_secret=cfg.mlflow_credentials_secret or "",
         extra=extra,
     )
     labels = {

@@ -74,6 +74,7 @@ def build_training_jobs(
             input=input_uri,
             output=join_uri(training_root(cfg, run_tag), variant),
             mlflow_uri=cfg.mlflow_tracking_uri,
+            mlflow_credentials_secret=cfg.mlflow_credentials_secret or "",
             registered_model_name=DEFAULT_REGISTERED_MODEL_NAME,
             max_rows=int(max_rows or 0),
             models=models or "all",
