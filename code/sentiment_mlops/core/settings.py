@@ -46,6 +46,9 @@ class Settings:
     mlflow_tracking_uri: str = f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"
     profile: str = "embedded"
     postgres_port: int = DEFAULT_POSTGRES_PORT
+    # 127.0.0.1: the server our scripts start; another host (docker-compose's `postgres`, a Cloud SQL
+    # Auth Proxy) is a server run elsewhere, which we only connect to.
+    postgres_host: str = "127.0.0.1"
     postgres_os_user: str = DEFAULT_POSTGRES_OS_USER
     # Where the production profile's MLflow server keeps artifacts: a local folder (default
     # HOME/mlflow/artifacts) or gs://BUCKET[/prefix]; clients reach them through the server only.
@@ -72,6 +75,10 @@ class Settings:
         return self.home / "mlflow"
 
     @property
+    def postgres_is_local(self) -> bool:
+        return self.postgres_host in ("127.0.0.1", "localhost")
+
+    @property
     def secrets_dir(self) -> Path:
         """Generated passwords (files 0600, folder 0700) of the production profile."""
         return self.home / "secrets"
@@ -89,7 +96,7 @@ class Settings:
 
 def load_settings(backend: str | None = None) -> Settings:
     """Settings from the environment: SENTIMENT_BACKEND, SENTIMENT_HOME, MLFLOW_TRACKING_URI,
-    SENTIMENT_PROFILE, SENTIMENT_POSTGRES_PORT, SENTIMENT_POSTGRES_OS_USER,
+    SENTIMENT_PROFILE, SENTIMENT_POSTGRES_HOST, SENTIMENT_POSTGRES_PORT, SENTIMENT_POSTGRES_OS_USER,
     SENTIMENT_MLFLOW_ARTIFACTS_DESTINATION."""
     return Settings(
         backend=backend or os.environ.get("SENTIMENT_BACKEND", "local"),
@@ -97,6 +104,7 @@ def load_settings(backend: str | None = None) -> Settings:
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"),
         profile=os.environ.get("SENTIMENT_PROFILE", "embedded") or "embedded",
         postgres_port=int(os.environ.get("SENTIMENT_POSTGRES_PORT", DEFAULT_POSTGRES_PORT)),
+        postgres_host=os.environ.get("SENTIMENT_POSTGRES_HOST", "127.0.0.1") or "127.0.0.1",
         postgres_os_user=os.environ.get("SENTIMENT_POSTGRES_OS_USER", DEFAULT_POSTGRES_OS_USER),
         mlflow_artifacts_destination=os.environ.get("SENTIMENT_MLFLOW_ARTIFACTS_DESTINATION", ""),
     )

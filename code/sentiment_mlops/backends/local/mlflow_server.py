@@ -74,6 +74,24 @@ class MlflowServer:
             "1",
         ]
 
+    def server_env(self) -> dict[str, str]:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if self.production and self.settings is not None:
+            from sentiment_mlops.backends.local import profile
+
+            profile.check_prerequisites(self.settings)
+            env.update(profile.mlflow_server_env(self.settings))
+        else:
+            (self.data_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+        return env
+
+    def serve_foreground(self) -> None:
+        """Become the server (a container's main process: docker-compose), after the same checks."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = self.server_env()
+        command = self.command()
+        os.execvpe(command[0], command, env)  # noqa: S606 - our own command line
+
     def start(self, timeout: float = 90.0) -> MlflowServer:
         if port_in_use(self.port, self.host):
             if healthy(self.url):
@@ -83,14 +101,7 @@ class MlflowServer:
                 )
             raise ServiceError(f"port {self.port} on {self.host} is taken by another program; choose another --port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        if self.production and self.settings is not None:
-            from sentiment_mlops.backends.local import profile
-
-            profile.check_prerequisites(self.settings)
-            env.update(profile.mlflow_server_env(self.settings))
-        else:
-            (self.data_dir / "artifacts").mkdir(exist_ok=True)
+        env = self.server_env()
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -154,20 +165,23 @@ def _kill_group(pid: int, timeout: float) -> None:
         pass
 
 
-def server_for(settings: Settings, port: int) -> MlflowServer:
-    return MlflowServer(data_dir=settings.mlflow_dir, port=port, settings=settings)
+def server_for(settings: Settings, port: int, host: str = "127.0.0.1") -> MlflowServer:
+    return MlflowServer(data_dir=settings.mlflow_dir, port=port, host=host, settings=settings)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="local MLflow tracking server (SENTIMENT_PROFILE: embedded SQLite or production)"
     )
-    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("action", choices=("start", "stop", "status", "serve"), help="serve: in the foreground")
+    parser.add_argument("--host", default="127.0.0.1", help="serve only: 0.0.0.0 inside a container")
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLFLOW_PORT", DEFAULT_MLFLOW_PORT)))
     args = parser.parse_args(argv)
-    server = server_for(load_settings(), args.port)
+    server = server_for(load_settings(), args.port, args.host if args.action == "serve" else "127.0.0.1")
     try:
-        if args.action == "start":
+        if args.action == "serve":
+            server.serve_foreground()
+        elif args.action == "start":
             server.start()
             print(
                 f"MLflow tracking server ({server.settings.profile if server.settings else 'embedded'} profile) up at "

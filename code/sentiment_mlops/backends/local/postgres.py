@@ -52,7 +52,7 @@ def pgpass_file(settings: Settings) -> Path:
 def database_uri(settings: Settings, database: str, driver: str = "postgresql+psycopg2") -> str:
     """A password-free URI; libpq takes the password from PGPASSFILE (see `client_env`). The driver is
     explicit: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which we do not install."""
-    return f"{driver}://{POSTGRES_ROLE}@{HOST}:{settings.postgres_port}/{database}"
+    return f"{driver}://{POSTGRES_ROLE}@{settings.postgres_host}:{settings.postgres_port}/{database}"
 
 
 def _missing_traversal(path: Path, user: pwd.struct_passwd) -> Path | None:
@@ -174,7 +174,15 @@ class PostgresServer:
             return False
         return self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
 
+    def _require_local(self) -> None:
+        if not self.settings.postgres_is_local:
+            raise ServiceError(
+                f"SENTIMENT_POSTGRES_HOST={self.settings.postgres_host} is a server run elsewhere: start and stop it "
+                f"there (`python -m sentiment_mlops.backends.local.profile secrets` writes the client files)"
+            )
+
     def start(self, timeout: int = 60) -> PostgresServer:
+        self._require_local()
         self.initialize()
         if not self.running():
             if port_in_use(self.port, HOST):
@@ -203,6 +211,7 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
+        self._require_local()
         if self.running():
             self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
 
@@ -221,7 +230,13 @@ class PostgresServer:
                     cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
                     if not cur.fetchone():
                         cur.execute(f'CREATE DATABASE "{database}" OWNER "{POSTGRES_ROLE}"')
-        write_private(pgpass_file(self.settings), f"{HOST}:{self.port}:*:{POSTGRES_ROLE}:{password}\n")
+        write_pgpass(self.settings, password)
+
+
+def write_pgpass(settings: Settings, password: str) -> None:
+    """libpq's password file for our role on the profile's server (read through PGPASSFILE)."""
+    line = f"{settings.postgres_host}:{settings.postgres_port}:*:{POSTGRES_ROLE}:{password}\n"
+    write_private(pgpass_file(settings), line)
 
 
 @contextmanager
@@ -229,7 +244,12 @@ def connect(settings: Settings, database: str, user: str = POSTGRES_ROLE, passwo
     """A psycopg2 connection, with the two set-up mistakes turned into errors that say what to do."""
     import psycopg2
 
-    kwargs: dict[str, Any] = {"host": HOST, "port": settings.postgres_port, "dbname": database, "user": user}
+    kwargs: dict[str, Any] = {
+        "host": settings.postgres_host,
+        "port": settings.postgres_port,
+        "dbname": database,
+        "user": user,
+    }
     if password is None:
         kwargs["passfile"] = str(pgpass_file(settings))
     else:
@@ -246,7 +266,7 @@ def connect(settings: Settings, database: str, user: str = POSTGRES_ROLE, passwo
 
 def connection_error(settings: Settings, exc: Exception) -> ServiceError:
     text = str(exc)
-    where = f"PostgreSQL at {HOST}:{settings.postgres_port}"
+    where = f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port}"
     if "Connection refused" in text or "could not connect" in text:
         return ServiceError(
             f"{where} is not running: start it with `python -m sentiment_mlops.backends.local.postgres start` "

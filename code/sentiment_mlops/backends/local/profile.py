@@ -154,15 +154,28 @@ def shell_env(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def write_client_secrets(settings: Settings) -> None:
+    """For a PostgreSQL run elsewhere (SENTIMENT_POSTGRES_HOST): the generated passwords and the pgpass
+    file, as `postgres start` writes them for the local server. The server side takes the role's
+    password from `postgres-sentiment.password` (docker-compose: POSTGRES_PASSWORD)."""
+    postgres.write_pgpass(settings, read_or_create_secret(settings.secrets_dir / "postgres-sentiment.password"))
+    admin_password(settings)
+    read_or_create_secret(settings.secrets_dir / "mlflow-flask.secret")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the production profile's client environment")
-    parser.add_argument("action", choices=("shell-env",))
-    parser.parse_args(argv)
+    parser.add_argument("action", choices=("shell-env", "secrets"))
+    args = parser.parse_args(argv)
     settings = load_settings()
     if settings.profile != "production":
         print("ERROR: SENTIMENT_PROFILE is not 'production'", file=sys.stderr)
         return 1
-    print(shell_env(settings))
+    if args.action == "secrets":
+        write_client_secrets(settings)
+        print(f"secrets in {settings.secrets_dir} (0600)")
+    else:
+        print(shell_env(settings))
     return 0
 
 
