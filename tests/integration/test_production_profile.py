@@ -314,7 +314,12 @@ def test_missing_artifact_bucket_is_named(pg_settings: Settings, artifact_bucket
 
 
 def test_training_dag_on_the_production_profile_registers_and_serves(
-    pg_settings: Settings, production_mlflow: str, artifact_bucket: str, sample_csv: Path, tmp_path: Path
+    pg_settings: Settings,
+    production_mlflow: str,
+    artifact_bucket: str,
+    sample_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -348,19 +353,18 @@ def test_training_dag_on_the_production_profile_registers_and_serves(
         cur.execute("SELECT state FROM dag_run WHERE dag_id = 'sentiment_training_local'")
         assert [row[0] for row in cur.fetchall()] == ["success"]  # the run is recorded in PostgreSQL
 
+    # The online server's environment: MLFLOW_TRACKING_URI (MLflow resolves models:/ URIs against it)
+    # and MLflow's own credential variables.
     client_env = profile.client_env(pg_settings)
-    os.environ["MLFLOW_TRACKING_USERNAME"] = client_env["MLFLOW_TRACKING_USERNAME"]
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = client_env["MLFLOW_TRACKING_PASSWORD"]
-    try:
-        client = MlflowClient(production_mlflow, production_mlflow)
-        production = client.get_model_version_by_alias("twitter-sentiment-model-best", "production")
-        assert production.run_id
-        # Served the way the online server loads it: through the server's artifact proxy, from the bucket.
-        model = load_model("models:/twitter-sentiment-model-best@production", production_mlflow)
-        assert model.predict_one("I love this, what a wonderful day").label in (0, 1)
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
-        os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", production_mlflow)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", client_env["MLFLOW_TRACKING_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", client_env["MLFLOW_TRACKING_PASSWORD"])
+    client = MlflowClient(production_mlflow, production_mlflow)
+    production = client.get_model_version_by_alias("twitter-sentiment-model-best", "production")
+    assert production.run_id
+    # Served the way the online server loads it: through the server's artifact proxy, from the bucket.
+    model = load_model("models:/twitter-sentiment-model-best@production", production_mlflow)
+    assert model.predict_one("I love this, what a wonderful day").label in (0, 1)
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
