@@ -20,3 +20,20 @@ export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
 export PATH="$VENV_BIN:$PATH"
 # The UI/API listens on this machine only (Airflow's default is every interface).
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
+
+# The local control plane's profile: "embedded" (SQLite files, MLflow without authentication; the
+# default) or "production" (PostgreSQL for Airflow and MLflow, MLflow basic-auth with proxied
+# artifacts; see README "Production profile").
+export SENTIMENT_PROFILE="${SENTIMENT_PROFILE:-embedded}"
+
+# Production profile: start PostgreSQL (idempotent: initdb and generated passwords on first use; with
+# SENTIMENT_POSTGRES_HOST set to another host, such as docker-compose's `postgres`, only write the
+# client files) and export what Airflow and the MLflow clients need (PGPASSFILE, Airflow's database
+# and LocalExecutor, MLFLOW_TRACKING_USERNAME/_PASSWORD read from their 0600 file).
+use_production_profile() {
+  case "${SENTIMENT_POSTGRES_HOST:-127.0.0.1}" in
+    127.0.0.1 | localhost) python -m sentiment_mlops.backends.local.postgres start ;;
+    *) python -m sentiment_mlops.backends.local.profile secrets ;;
+  esac
+  eval "$(python -m sentiment_mlops.backends.local.profile shell-env)"
+}

@@ -2,7 +2,8 @@
 # One-time (and idempotent) setup of a local Airflow for the sentiment DAGs:
 #   - AIRFLOW_HOME (default: $SENTIMENT_HOME/airflow; SENTIMENT_HOME defaults to ~/.sentiment-mlops)
 #   - dags_folder = airflow/dags of this repository, no example DAGs
-#   - `airflow db migrate` (SQLite metadata DB)
+#   - `airflow db migrate` (SQLite metadata DB; PostgreSQL with SENTIMENT_PROFILE=production, which
+#     starts the profile's PostgreSQL first)
 #   - the google_cloud_default connection (Airflow 3 no longer creates default connections; the
 #     Dataproc/GCS hooks use it, with Application Default Credentials unless you edit it)
 #   - the Variables of sentiment_mlops.orchestration.config, only where unset (yours are kept)
@@ -21,6 +22,10 @@ fi
 
 mkdir -p "$AIRFLOW_HOME"
 echo "[setup] AIRFLOW_HOME=$AIRFLOW_HOME"
+if [ "$SENTIMENT_PROFILE" = "production" ]; then
+  use_production_profile
+  echo "[setup] production profile: Airflow metadata DB on PostgreSQL, $AIRFLOW__CORE__EXECUTOR"
+fi
 echo "[setup] dags folder: $AIRFLOW__CORE__DAGS_FOLDER"
 
 echo "[setup] airflow db migrate"
@@ -80,6 +85,11 @@ export AIRFLOW_HOME="$AIRFLOW_HOME"
 export AIRFLOW__CORE__DAGS_FOLDER="$AIRFLOW__CORE__DAGS_FOLDER"
 export AIRFLOW__CORE__LOAD_EXAMPLES="$AIRFLOW__CORE__LOAD_EXAMPLES"
 export PATH="$VENV_BIN:\$PATH"
+export SENTIMENT_PROFILE="$SENTIMENT_PROFILE"
 EOF
+if [ "$SENTIMENT_PROFILE" = "production" ]; then
+  # Paths and `$(cat FILE)` only: the env file holds no password.
+  python -m sentiment_mlops.backends.local.profile shell-env >>"$AIRFLOW_HOME/sentiment.env"
+fi
 echo "[setup] done. Environment for the CLI: source $AIRFLOW_HOME/sentiment.env"
 echo "[setup] next: airflow/start_services.sh"

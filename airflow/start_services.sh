@@ -6,6 +6,9 @@
 # Environment: MLFLOW_PORT (5000), KAFKA_PORT (9092), KAFKA_TOPICS (tweets,predictions),
 # AIRFLOW_PORT (8080), AIRFLOW_WORKER_LOG_PORT (8793), AIRFLOW_TRIGGERER_LOG_PORT (8794),
 # AIRFLOW_PARALLELISM (4), SKIP_KAFKA=1 to run without the broker.
+# SENTIMENT_PROFILE=production first starts PostgreSQL (Airflow's metadata DB and MLflow's stores) and
+# runs MLflow with basic-auth and proxied artifacts; SENTIMENT_POSTGRES_PORT (5432),
+# SENTIMENT_MLFLOW_ARTIFACTS_DESTINATION (a folder or gs://BUCKET-mlflow-artifacts).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +32,11 @@ KAFKA_TOPICS="${KAFKA_TOPICS:-tweets,predictions}"
 RUN_DIR="$AIRFLOW_HOME/run"
 mkdir -p "$RUN_DIR"
 
-if [ ! -f "$AIRFLOW_HOME/airflow.db" ] && [ ! -f "$AIRFLOW_HOME/sentiment.env" ]; then
+if [ "$SENTIMENT_PROFILE" = "production" ]; then
+  # PostgreSQL first; setup is idempotent and migrates Airflow's schema on PostgreSQL.
+  MLFLOW_PORT="$MLFLOW_PORT" KAFKA_PORT="$KAFKA_PORT" bash "$ROOT/airflow/setup_local.sh"
+  use_production_profile
+elif [ ! -f "$AIRFLOW_HOME/airflow.db" ] && [ ! -f "$AIRFLOW_HOME/sentiment.env" ]; then
   echo "[start] $AIRFLOW_HOME is not set up yet: running airflow/setup_local.sh"
   MLFLOW_PORT="$MLFLOW_PORT" KAFKA_PORT="$KAFKA_PORT" bash "$ROOT/airflow/setup_local.sh"
 fi
@@ -115,4 +122,7 @@ if ! wait_http "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" 180;
 fi
 echo "[start] Airflow UI: http://127.0.0.1:$AIRFLOW__API__PORT (user admin; password in $PASSWORDS)"
 echo "[start] MLflow UI:  http://127.0.0.1:$MLFLOW_PORT"
+if [ "$SENTIMENT_PROFILE" = "production" ]; then
+  echo "[start] MLflow login: admin, password in $SENTIMENT_HOME/secrets/mlflow-admin.password"
+fi
 echo "[start] local Spark jobs: sentiment-jobs list (records under \${SENTIMENT_HOME:-~/.sentiment-mlops}/run/jobs)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop what start_services.sh started: Airflow standalone (the whole session: api-server, scheduler,
 # dag-processor, triggerer, workers, log servers), the Kafka broker and the MLflow server; then check
-# that ports 8080, 8793, 8794, 5000 and 9092 (or the configured ones) are free.
+# that ports 8080, 8793, 8794, 5000 and 9092 (or the configured ones) are free. With
+# SENTIMENT_PROFILE=production it stops the profile's PostgreSQL too.
 # Local Spark jobs (serving streams) keep running: stop them with `sentiment-jobs kill JOB_ID`, or
 # pass --jobs to cancel every active one.
 set -euo pipefail
@@ -76,6 +77,10 @@ fi
 # --- Kafka and MLflow through their own CLIs (they know their pid files) ----------------------------
 python -m sentiment_mlops.backends.local.kafka_broker stop --port "$KAFKA_PORT" || echo "[stop] Kafka: stop reported an error"
 python -m sentiment_mlops.backends.local.mlflow_server stop --port "$MLFLOW_PORT" || echo "[stop] MLflow: stop reported an error"
+# PostgreSQL (production profile) last: Airflow and MLflow above were its clients.
+if [ "$SENTIMENT_PROFILE" = "production" ]; then
+  python -m sentiment_mlops.backends.local.postgres stop || echo "[stop] PostgreSQL: stop reported an error"
+fi
 
 # --- Ports ----------------------------------------------------------------------------------------
 busy="$(

@@ -364,7 +364,12 @@ def test_workflow_parses_and_names_jobs_test_train_deploy() -> None:
         steps = job["steps"]
         uses = [s.get("uses", "") for s in steps]
         auth = next(s for s in steps if s.get("uses", "").startswith("google-github-actions/auth@"))
-        assert auth["with"]["credentials_json"] == "${{ secrets.GCP_SA_KEY }}"
+        # Keyless: Workload Identity Federation, no service-account key in the repository's secrets.
+        assert auth["with"] == {
+            "workload_identity_provider": "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
+            "service_account": "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}",
+        }
+        assert job["permissions"]["id-token"] == "write"
         assert any(u.startswith("google-github-actions/setup-gcloud@") for u in uses)
         assert any(s.get("run", "").strip() == script for s in steps)
         # Settings come from repository variables/secrets, and are the names the script reads.
@@ -381,4 +386,69 @@ def test_workflow_parses_and_names_jobs_test_train_deploy() -> None:
 def test_workflow_has_no_hard_coded_project_settings() -> None:
     text = WORKFLOW.read_text()
     assert "gcloud config set project" not in text
+    assert "credentials_json" not in text and "GCP_SA_KEY" not in text
     json.dumps(_workflow())  # plain data all the way down
+
+
+# ---------------------------------------------------------------------------------------------------
+# The control plane (ci-cd/deploy-control-plane.sh)
+
+CONTROL_PLANE = ROOT / "ci-cd" / "deploy-control-plane.sh"
+CONTROL_SETTINGS = {
+    **SETTINGS,
+    "MLFLOW_IMAGE": "europe-west1-docker.pkg.dev/sentiment-proj-1/sentiment/mlops:1",
+    "COMPOSER_IMAGE_VERSION": "composer-3-airflow-3.1.0",
+}
+
+
+def test_control_plane_dry_run_prints_the_whole_deployment_without_a_secret() -> None:
+    proc = _run(CONTROL_PLANE, "--dry-run", "--name", "acme", env=_clean_env(**CONTROL_SETTINGS))
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if not ln.startswith("#")]
+    commands = [shlex.split(ln) for ln in lines if ln.startswith("gcloud ")]
+    sql = next(c for c in commands if c[:4] == ["gcloud", "sql", "instances", "create"])
+    assert "--database-version=POSTGRES_15" in sql and "--region=europe-west1" in sql
+    assert {c[4] for c in commands if c[:4] == ["gcloud", "sql", "databases", "create"]} == {"mlflow", "mlflow_auth"}
+    run = next(c for c in commands if c[:3] == ["gcloud", "run", "deploy"])
+    args = next(a for a in run if a.startswith("--args=")).split(",")
+    assert "--app-name=basic-auth" in args and "--serve-artifacts" in args
+    assert "--artifacts-destination=gs://acme-mlflow-artifacts" in args
+    assert any(
+        a.startswith("--backend-store-uri=postgresql+psycopg2://sentiment@/mlflow?host=/cloudsql/") for a in args
+    )
+    assert "--add-cloudsql-instances=sentiment-proj-1:europe-west1:acme-pg" in run
+    secrets = next(a for a in run if a.startswith("--set-secrets=")).removeprefix("--set-secrets=").split(",")
+    assert "PGPASSWORD=acme-postgres-password:latest" in secrets
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD=acme-mlflow-admin-password:latest" in secrets
+    # Secrets are generated into Secret Manager by a pipe, never written on a command line.
+    assert sum("openssl rand" in ln and "gcloud secrets create" in ln for ln in lines) == 3
+    password_args = [a for c in commands for a in c if a.startswith("--password=")]
+    assert password_args == ["--password=$(gcloud secrets versions access latest --secret=acme-postgres-password)"]
+    # Least roles: the Dataproc and Composer accounts may read the client secret, nothing else of MLflow's.
+    readers = {
+        (c[3], next(a for a in c if a.startswith("--member=")).split("@")[0])
+        for c in commands
+        if c[:3] == ["gcloud", "secrets", "add-iam-policy-binding"]
+    }
+    assert {s for s, m in readers if m.endswith("dataproc")} == {"acme-mlflow-client"}
+    assert {s for s, m in readers if m.endswith("composer")} == {"acme-mlflow-client"}
+    # Composer 3: the image version asked for, our DAGs and package, the Variables the DAGs read.
+    create = next(c for c in commands if c[:4] == ["gcloud", "composer", "environments", "create"])
+    assert "--image-version=composer-3-airflow-3.1.0" in create
+    imports = [c for c in commands if c[3:6] == ["storage", "dags", "import"]]
+    sources = {Path(next(a for a in c if a.startswith("--source=")).split("=", 1)[1]).name for c in imports}
+    assert sources == {p.name for p in (ROOT / "airflow" / "dags").glob("*.py")} | {"sentiment_mlops"}
+    variables = {c[c.index("set") + 1]: c[c.index("set") + 2] for c in commands if "variables" in c}
+    assert variables["SENTIMENT_BACKEND"] == "dataproc" and variables["GCS_BUCKET"] == "acme"
+    assert variables["MLFLOW_CREDENTIALS_SECRET"] == "projects/sentiment-proj-1/secrets/acme-mlflow-client"
+    from sentiment_mlops.orchestration.config import ALL_VARIABLES
+
+    assert set(variables) <= set(ALL_VARIABLES)
+
+
+def test_control_plane_names_missing_settings() -> None:
+    proc = _run(CONTROL_PLANE, "--dry-run", env=_clean_env(GCP_PROJECT_ID="p"))
+    assert proc.returncode == 2
+    for name in ("GCS_BUCKET", "DATAPROC_CLUSTER_NAME", "MLFLOW_IMAGE", "COMPOSER_IMAGE_VERSION"):
+        assert name in proc.stderr
+    assert "GCP_PROJECT_ID" not in proc.stderr

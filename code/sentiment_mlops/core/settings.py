@@ -11,6 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BACKENDS = ("local", "dataproc")
+# The local control plane: "embedded" (SQLite files, MLflow without authentication, the default) or
+# "production" (PostgreSQL for Airflow and MLflow, MLflow basic-auth with proxied artifacts).
+PROFILES = ("embedded", "production")
+DEFAULT_POSTGRES_PORT = 5432
+# The OS user that runs PostgreSQL (it refuses root); Debian's postgresql package creates `postgres`.
+DEFAULT_POSTGRES_OS_USER = "postgres"
+# The database role our services log in as, and the databases of the production profile.
+POSTGRES_ROLE = "sentiment"
+AIRFLOW_DATABASE = "airflow"
+MLFLOW_DATABASE = "mlflow"
+MLFLOW_AUTH_DATABASE = "mlflow_auth"
+MLFLOW_ADMIN_USER = "admin"
 
 DEFAULT_REGISTERED_MODEL_NAME = "twitter-sentiment-model"
 DEFAULT_EXPERIMENT = "sentiment-analysis-pipeline"
@@ -43,6 +55,15 @@ class Settings:
     home: Path = field(default_factory=_default_home)
     mlflow_tracking_uri: str = f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"
     spark_master: str | None = field(default_factory=_spark_master)
+    profile: str = "embedded"
+    postgres_port: int = DEFAULT_POSTGRES_PORT
+    # 127.0.0.1: the server our scripts start; another host (docker-compose's `postgres`, a Cloud SQL
+    # Auth Proxy) is a server run elsewhere, which we only connect to.
+    postgres_host: str = "127.0.0.1"
+    postgres_os_user: str = DEFAULT_POSTGRES_OS_USER
+    # Where the production profile's MLflow server keeps artifacts: a local folder (default
+    # HOME/mlflow/artifacts) or gs://BUCKET[/prefix]; clients reach them through the server only.
+    mlflow_artifacts_destination: str = ""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -52,6 +73,8 @@ class Settings:
                 f"{SPARK_MASTER_ENV} must be a standalone master URL like spark://127.0.0.1:7077, "
                 f"got {self.spark_master!r}"
             )
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown SENTIMENT_PROFILE {self.profile!r}; allowed: {', '.join(PROFILES)}")
 
     @property
     def spark_cluster_dir(self) -> Path:
@@ -76,12 +99,38 @@ class Settings:
     def mlflow_dir(self) -> Path:
         return self.home / "mlflow"
 
+    @property
+    def postgres_is_local(self) -> bool:
+        return self.postgres_host in ("127.0.0.1", "localhost")
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Generated passwords (files 0600, folder 0700) of the production profile."""
+        return self.home / "secrets"
+
+    @property
+    def postgres_dir(self) -> Path:
+        """The production profile's PostgreSQL folder (data/ inside, owned by `postgres_os_user`).
+        SENTIMENT_POSTGRES_DIR moves it where that user can reach (a home of mode 0700 blocks it)."""
+        return Path(os.environ.get("SENTIMENT_POSTGRES_DIR", self.home / "postgres")).expanduser()
+
+    @property
+    def artifacts_destination(self) -> str:
+        return self.mlflow_artifacts_destination or str(self.mlflow_dir / "artifacts")
+
 
 def load_settings(backend: str | None = None) -> Settings:
     """Settings from the environment: SENTIMENT_BACKEND, SENTIMENT_HOME, MLFLOW_TRACKING_URI,
-    SENTIMENT_SPARK_MASTER."""
+    SENTIMENT_SPARK_MASTER,
+    SENTIMENT_PROFILE, SENTIMENT_POSTGRES_HOST, SENTIMENT_POSTGRES_PORT, SENTIMENT_POSTGRES_OS_USER,
+    SENTIMENT_MLFLOW_ARTIFACTS_DESTINATION."""
     return Settings(
         backend=backend or os.environ.get("SENTIMENT_BACKEND", "local"),
         home=_default_home(),
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{DEFAULT_MLFLOW_PORT}"),
+        profile=os.environ.get("SENTIMENT_PROFILE", "embedded") or "embedded",
+        postgres_port=int(os.environ.get("SENTIMENT_POSTGRES_PORT", DEFAULT_POSTGRES_PORT)),
+        postgres_host=os.environ.get("SENTIMENT_POSTGRES_HOST", "127.0.0.1") or "127.0.0.1",
+        postgres_os_user=os.environ.get("SENTIMENT_POSTGRES_OS_USER", DEFAULT_POSTGRES_OS_USER),
+        mlflow_artifacts_destination=os.environ.get("SENTIMENT_MLFLOW_ARTIFACTS_DESTINATION", ""),
     )

@@ -32,6 +32,16 @@ def _check_given_positive(**values: int | None) -> None:
             raise ValueError(f"{name} must be positive when given, got {value}")
 
 
+def _credentials_flag(secret: str) -> list[str]:
+    """Only a Secret Manager name goes into a job's arguments, never a credential."""
+    if not secret:
+        return []
+    from sentiment_mlops.registry.mlflow_credentials import check_secret_name
+
+    check_secret_name(secret)
+    return [f"--mlflow-credentials-secret={secret}"]
+
+
 def _present(flags: Mapping[str, object]) -> list[str]:
     """`--flag=value` for each flag whose value is neither None nor empty."""
     return [f"{flag}={value}" for flag, value in flags.items() if value is not None and value != ""]
@@ -43,6 +53,7 @@ def training_args(
     output: str,
     mlflow_uri: str,
     mlflow_experiment: str = DEFAULT_EXPERIMENT,
+    mlflow_credentials_secret: str = "",
     registered_model_name: str = DEFAULT_REGISTERED_MODEL_NAME,
     num_features: int = 32768,
     sample_fraction: float = 1.0,
@@ -79,6 +90,7 @@ def training_args(
         f"--max-rows={int(max_rows)}",
         f"--models={_require('models', models)}",
         f"--seed={int(seed)}",
+        *_credentials_flag(mlflow_credentials_secret),
     ]
     # Boolean flags go bare when true and are left out when false (the job also takes `--flag true|false`).
     if enable_cv:
@@ -122,6 +134,7 @@ def serving_args(
     metrics_port: int | None = None,
     metrics_host: str | None = None,
     pushgateway_url: str | None = None,
+    mlflow_credentials_secret: str = "",
     extra: list[str] | None = None,
 ) -> list[str]:
     """`--flag=value` arguments of the streaming serving job, then `extra`. Optional settings left as
@@ -151,6 +164,7 @@ def serving_args(
         f"--model-flavor={model_flavor}",
         f"--batch-interval-seconds={int(batch_interval_seconds)}",
         f"--reload-interval-seconds={int(reload_interval_seconds)}",
+        *_credentials_flag(mlflow_credentials_secret),
     ]
     optional: dict[str, object] = {
         "--input-path": input_path,

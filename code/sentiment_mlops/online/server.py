@@ -11,6 +11,8 @@ Start it with one command (every setting is an environment variable):
                               models:/twitter-sentiment-model-best@production)
     MODEL_NAME                the model name responses report (default: the registered name)
     MLFLOW_TRACKING_URI       tracking and registry server (default http://127.0.0.1:5000)
+    MLFLOW_TRACKING_USERNAME / _PASSWORD (or MLFLOW_TRACKING_TOKEN)   MLflow's own credentials, for a
+                              server with authentication (the production profile); read by MLflow
     HOST, PORT                where to listen (default 127.0.0.1, 8000)
     RELOAD_INTERVAL_SECONDS   how often to ask the registry for a new version (default 300;
                               0 = only on POST /reload)

@@ -15,6 +15,8 @@ GCS_BUCKET                 sentiment-mlops                             prefix of
                                                                        {b}-models, {b}-predictions, ...
 MLFLOW_TRACKING_URI        MLFLOW_VM_IP -> http://IP:5000, else        tracking server the jobs and tasks use
                            http://127.0.0.1:5000
+MLFLOW_CREDENTIALS_SECRET  (none)                                      Secret Manager name of the MLflow
+                                                                       credentials the Dataproc jobs read
 TRAINING_INPUT_PATH        gs://{b}-raw/raw/                           training CSV file or folder
                            training.1600000.processed.noemoticon.csv
 serving_deploy_mode        test                                        test (log the job only) | production
@@ -50,6 +52,7 @@ from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
     DEFAULT_MLFLOW_PORT,
     DEFAULT_SERVING_MODEL,
 )
+from sentiment_mlops.registry.mlflow_credentials import SECRET_NAME
 
 GCP_CONN_ID = "google_cloud_default"
 
@@ -68,6 +71,7 @@ VAR_CLUSTER = "DATAPROC_CLUSTER_NAME"
 VAR_BUCKET = "GCS_BUCKET"
 VAR_MLFLOW_URI = "MLFLOW_TRACKING_URI"
 VAR_MLFLOW_IP = "MLFLOW_VM_IP"
+VAR_MLFLOW_SECRET = "MLFLOW_CREDENTIALS_SECRET"
 VAR_TRAINING_INPUT = "TRAINING_INPUT_PATH"
 VAR_DEPLOY_MODE = "serving_deploy_mode"
 VAR_MODEL_NAME = "serving_model_name"
@@ -90,6 +94,7 @@ ALL_VARIABLES = (
     VAR_BUCKET,
     VAR_MLFLOW_URI,
     VAR_MLFLOW_IP,
+    VAR_MLFLOW_SECRET,
     VAR_TRAINING_INPUT,
     VAR_DEPLOY_MODE,
     VAR_MODEL_NAME,
@@ -137,6 +142,8 @@ class AirflowConfig:
     dataproc_cluster_name: str | None = None
     gcs_bucket: str = DEFAULT_BUCKET
     mlflow_tracking_uri: str = DEFAULT_MLFLOW_URI
+    # Secret Manager name; the dataproc jobs resolve it at start (local jobs inherit MLFLOW_TRACKING_*).
+    mlflow_credentials_secret: str | None = None
     training_input_path: str = ""
     serving_deploy_mode: str = "test"
     serving_model_name: str = DEFAULT_SERVING_MODEL
@@ -274,6 +281,12 @@ def _validate_values(values: dict[str, Any], names: Mapping[str, str]) -> list[s
             f"{name('mlflow_tracking_uri')}={values['mlflow_tracking_uri']!r} is invalid; allowed values: "
             "http(s)://HOST:PORT, file:///PATH or an absolute path"
         )
+    secret = str(values.get("mlflow_credentials_secret") or "")
+    if "mlflow_credentials_secret" in names and secret and not SECRET_NAME.fullmatch(secret):
+        errors.append(
+            f"{name('mlflow_credentials_secret')}={secret!r} is invalid; allowed values: "
+            "projects/PROJECT/secrets/NAME[/versions/VERSION|latest]"
+        )
     if values["backend"] == "dataproc":
         for field_name in ("gcp_project_id", "dataproc_cluster_name"):
             if not values.get(field_name):
@@ -288,6 +301,7 @@ _FIELD_VARIABLES = {
     "dataproc_cluster_name": VAR_CLUSTER,
     "gcs_bucket": VAR_BUCKET,
     "mlflow_tracking_uri": VAR_MLFLOW_URI,
+    "mlflow_credentials_secret": VAR_MLFLOW_SECRET,
     "training_input_path": VAR_TRAINING_INPUT,
     "serving_deploy_mode": VAR_DEPLOY_MODE,
     "serving_model_name": VAR_MODEL_NAME,

@@ -11,8 +11,10 @@ it served. Deprecated stage APIs are asked for stages only when no alias exists.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 import warnings
@@ -34,6 +36,10 @@ CANDIDATE_ALIAS = "candidate"
 
 class MlflowUnreachableError(RuntimeError):
     pass
+
+
+class MlflowAuthError(MlflowUnreachableError):
+    """The server answers but refuses this client's credentials (MLflow basic-auth)."""
 
 
 def registered_name(base: str, key: str) -> str:
@@ -69,6 +75,45 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise MlflowUnreachableError(f"MLflow tracking server unreachable at {uri} ({reason})") from exc
+    check_credentials(uri, timeout)
+
+
+def _auth_header() -> dict[str, str]:
+    """MLflow's own client variables, read the way MLflow reads them."""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    return {}
+
+
+def check_credentials(uri: str, timeout: float = 5.0) -> None:
+    """One authenticated read: a server with basic-auth answers 401 to a client without (or with wrong)
+    credentials, which MLflow's client would only report deep inside the first logging call."""
+    header = _auth_header()
+    request = urllib.request.Request(
+        uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1", headers=header
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - user-given tracking URI
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code not in (401, 403):
+            return  # not ours to judge here: the first real call reports it with MLflow's message
+        if not header:
+            raise MlflowAuthError(
+                f"MLflow at {uri} requires authentication: set MLFLOW_TRACKING_USERNAME and "
+                f"MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+            ) from None
+        who = os.environ.get("MLFLOW_TRACKING_USERNAME") or "the token"
+        raise MlflowAuthError(
+            f"MLflow at {uri} refused the credentials of {who} ({exc.code}): check MLFLOW_TRACKING_USERNAME / "
+            f"MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+        ) from None
+    except OSError:
+        return  # /health just answered; a blip here is left to the client's retries
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from sentiment_mlops.core.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAF
 from sentiment_mlops.core.spark_session import get_spark, job_settings
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
-from sentiment_mlops.registry import spark_versions
+from sentiment_mlops.registry import mlflow_credentials, spark_versions
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
 from sentiment_mlops.registry.smoke_check import spark_smoke_check
 from sentiment_mlops.serving import crash_point, prometheus_metrics
@@ -76,6 +76,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-path", required=True, help="predictions go to {output-path}/predictions/date=YYYY-MM-DD/")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
+    p.add_argument(
+        "--mlflow-credentials-secret",
+        default="",
+        help="Secret Manager name of the MLflow credentials (registry.mlflow_credentials); else MLFLOW_TRACKING_* env",
+    )
     p.add_argument("--model-name", default=DEFAULT_SERVING_MODEL)
     p.add_argument("--model-stage", default="Production", help="stage word (-> alias), alias, or version number")
     p.add_argument("--model-flavor", choices=("spark", "pyfunc"), default="spark")
@@ -489,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
         validate_args(args)
+        if args.mlflow_credentials_secret:
+            mlflow_credentials.apply_secret(args.mlflow_credentials_secret)
         registry.check_tracking_server(args.mlflow_uri)
     except (ValueError, registry.MlflowUnreachableError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from sentiment_mlops.core.spark_session import delete_path, get_spark, job_setti
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.features.text_cleaning import RULE_VERSIONS
 from sentiment_mlops.registry import lookups as registry
-from sentiment_mlops.registry import promotion
+from sentiment_mlops.registry import mlflow_credentials, promotion
 from sentiment_mlops.training import data_loading, fitting, profiling, report, topic_split, tracking
 from sentiment_mlops.training.errors import TrainingError
 from sentiment_mlops.training.model_catalog import (
@@ -56,6 +56,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for the best model and training_summary.json")
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT)
+    p.add_argument(
+        "--mlflow-credentials-secret",
+        default="",
+        help="Secret Manager name of the MLflow credentials (registry.mlflow_credentials); else MLFLOW_TRACKING_* env",
+    )
     p.add_argument("--registered-model-name", default=DEFAULT_REGISTERED_MODEL_NAME)
     p.add_argument("--num-features", type=int, default=32768)
     # Feature levers (README "Model quality"); each also takes --no-FLAG.
@@ -267,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
         validate_args(args)
+        if args.mlflow_credentials_secret:
+            mlflow_credentials.apply_secret(args.mlflow_credentials_secret)
         registry.check_tracking_server(args.mlflow_uri)
         spark = get_spark("sentiment-multimodel-training")
         summary = run_training(args, spark)
-    except (TrainingError, registry.MlflowUnreachableError) as exc:
+    except (TrainingError, ValueError, registry.MlflowUnreachableError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
     print(

@@ -1,4 +1,7 @@
-"""The local backend's MLflow tracking server: SQLite store, local artifact root, one worker.
+"""The local backend's MLflow tracking server, one worker. Embedded profile (default): SQLite store and
+a local artifact root that clients write to directly. Production profile (SENTIMENT_PROFILE=production,
+see backends.local.profile): PostgreSQL stores, `--app-name basic-auth`, artifacts proxied by the server
+to SENTIMENT_MLFLOW_ARTIFACTS_DESTINATION (a folder or gs://BUCKET).
 
 python -m sentiment_mlops.backends.local.mlflow_server start [--port 5000]
 python -m sentiment_mlops.backends.local.mlflow_server status | stop
@@ -9,39 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from sentiment_mlops.backends.local.services import ServiceError, free_port, healthy, port_in_use
 from sentiment_mlops.core.settings import DEFAULT_MLFLOW_PORT, Settings, load_settings
 
-
-class ServiceError(RuntimeError):
-    pass
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def healthy(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310
-            return resp.status == 200
-    except OSError:
-        return False
+__all__ = ["MlflowServer", "ServiceError", "free_port", "healthy", "port_in_use", "server_for"]
 
 
 @dataclass
@@ -50,6 +30,11 @@ class MlflowServer:
     port: int = DEFAULT_MLFLOW_PORT
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
+    settings: Settings | None = None
+
+    @property
+    def production(self) -> bool:
+        return self.settings is not None and self.settings.profile == "production"
 
     @property
     def url(self) -> str:
@@ -65,14 +50,22 @@ class MlflowServer:
 
     def command(self) -> list[str]:
         mlflow_bin = Path(sys.executable).with_name("mlflow")
+        if self.production and self.settings is not None:
+            from sentiment_mlops.backends.local import profile
+
+            store = profile.mlflow_store_args(self.settings)
+        else:
+            store = [
+                "--backend-store-uri",
+                f"sqlite:///{self.data_dir / 'mlflow.db'}",
+                # Clients write artifacts straight to this folder: same machine, no proxy hop.
+                "--default-artifact-root",
+                str(self.data_dir / "artifacts"),
+            ]
         return [
             str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
             "server",
-            "--backend-store-uri",
-            f"sqlite:///{self.data_dir / 'mlflow.db'}",
-            # Clients write artifacts straight to this folder: same machine, no proxy hop.
-            "--default-artifact-root",
-            str(self.data_dir / "artifacts"),
+            *store,
             "--host",
             self.host,
             "--port",
@@ -80,6 +73,24 @@ class MlflowServer:
             "--workers",
             "1",
         ]
+
+    def server_env(self) -> dict[str, str]:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if self.production and self.settings is not None:
+            from sentiment_mlops.backends.local import profile
+
+            profile.check_prerequisites(self.settings)
+            env.update(profile.mlflow_server_env(self.settings))
+        else:
+            (self.data_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+        return env
+
+    def serve_foreground(self) -> None:
+        """Become the server (a container's main process: docker-compose), after the same checks."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = self.server_env()
+        command = self.command()
+        os.execvpe(command[0], command, env)  # noqa: S606 - our own command line
 
     def start(self, timeout: float = 90.0) -> MlflowServer:
         if port_in_use(self.port, self.host):
@@ -90,8 +101,7 @@ class MlflowServer:
                 )
             raise ServiceError(f"port {self.port} on {self.host} is taken by another program; choose another --port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "artifacts").mkdir(exist_ok=True)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = self.server_env()
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -102,6 +112,14 @@ class MlflowServer:
             if self.process.poll() is not None:
                 raise ServiceError(f"mlflow server exited with {self.process.returncode}; see {self.log_file}")
             if healthy(self.url):
+                if self.production and self.settings is not None:
+                    from sentiment_mlops.backends.local import profile
+
+                    try:
+                        profile.check_admin_login(self.url, self.settings)
+                    except ServiceError:
+                        self.stop()
+                        raise
                 return self
             time.sleep(0.5)
         self.stop()
@@ -147,20 +165,28 @@ def _kill_group(pid: int, timeout: float) -> None:
         pass
 
 
-def server_for(settings: Settings, port: int) -> MlflowServer:
-    return MlflowServer(data_dir=settings.mlflow_dir, port=port)
+def server_for(settings: Settings, port: int, host: str = "127.0.0.1") -> MlflowServer:
+    return MlflowServer(data_dir=settings.mlflow_dir, port=port, host=host, settings=settings)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="local MLflow tracking server (SQLite)")
-    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser = argparse.ArgumentParser(
+        description="local MLflow tracking server (SENTIMENT_PROFILE: embedded SQLite or production)"
+    )
+    parser.add_argument("action", choices=("start", "stop", "status", "serve"), help="serve: in the foreground")
+    parser.add_argument("--host", default="127.0.0.1", help="serve only: 0.0.0.0 inside a container")
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLFLOW_PORT", DEFAULT_MLFLOW_PORT)))
     args = parser.parse_args(argv)
-    server = server_for(load_settings(), args.port)
+    server = server_for(load_settings(), args.port, args.host if args.action == "serve" else "127.0.0.1")
     try:
-        if args.action == "start":
+        if args.action == "serve":
+            server.serve_foreground()
+        elif args.action == "start":
             server.start()
-            print(f"MLflow tracking server up at {server.url} (data: {server.data_dir}, log: {server.log_file})")
+            print(
+                f"MLflow tracking server ({server.settings.profile if server.settings else 'embedded'} profile) up at "
+                f"{server.url} (data: {server.data_dir}, log: {server.log_file})"
+            )
         elif args.action == "stop":
             server.stop()
             print(f"MLflow tracking server on port {args.port} stopped")

@@ -96,16 +96,33 @@ def validate_input(cfg: AirflowConfig, input_uri: str, min_rows: int = 100, stor
     return result
 
 
-def check_mlflow(cfg: AirflowConfig) -> dict:
-    """`/health` of the tracking server, then one registry call: both must answer."""
+def mlflow_client(cfg: AirflowConfig) -> Any:
+    """The tasks' MLflow client. Where the workers have no MLFLOW_TRACKING_* credentials in their
+    environment (Cloud Composer) and MLFLOW_CREDENTIALS_SECRET is set, they come from that secret, as
+    for the Dataproc jobs."""
     from mlflow.tracking import MlflowClient
 
+    from sentiment_mlops.registry import mlflow_credentials
+
+    have = os.environ.get("MLFLOW_TRACKING_TOKEN") or os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if cfg.mlflow_credentials_secret and not have:
+        try:
+            mlflow_credentials.apply_secret(cfg.mlflow_credentials_secret)
+        except (ValueError, RuntimeError) as exc:
+            raise TaskError(f"{exc} (Airflow Variable MLFLOW_CREDENTIALS_SECRET)") from exc
+    return MlflowClient(tracking_uri=cfg.mlflow_tracking_uri, registry_uri=cfg.mlflow_tracking_uri)
+
+
+def check_mlflow(cfg: AirflowConfig) -> dict:
+    """`/health` of the tracking server, then one registry call: both must answer."""
     from sentiment_mlops.registry import lookups as registry
 
+    client = mlflow_client(cfg)
     try:
         registry.check_tracking_server(cfg.mlflow_tracking_uri)
-        client = MlflowClient(tracking_uri=cfg.mlflow_tracking_uri, registry_uri=cfg.mlflow_tracking_uri)
         models = client.search_registered_models(max_results=100)
+    except registry.MlflowAuthError as exc:
+        raise TaskError(f"{exc} (in the environment of the Airflow workers)") from exc
     except registry.MlflowUnreachableError as exc:
         raise TaskError(f"{exc} (Airflow Variable MLFLOW_TRACKING_URI / MLFLOW_VM_IP)") from exc
     except Exception as exc:  # the registry API failing behind a healthy /health

@@ -18,7 +18,14 @@ from sentiment_mlops.core.store import Store
 from sentiment_mlops.orchestration.backends import job_backend, store_for
 from sentiment_mlops.orchestration.config import AirflowConfig
 from sentiment_mlops.orchestration.job_attempts import TaskAttempt, attempt_ids, job_for_attempt
-from sentiment_mlops.orchestration.tasks.common import TaskError, dataproc_target, job_arg, serving_paths, tail_text
+from sentiment_mlops.orchestration.tasks.common import (
+    TaskError,
+    dataproc_target,
+    job_arg,
+    mlflow_client,
+    serving_paths,
+    tail_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +38,9 @@ CANCEL_WAIT_S = 600.0  # a replaced job's driver must stop before the new one st
 def model_to_serve(cfg: AirflowConfig, client: Any = None) -> dict:
     """The registry version the serving job will load (name, version, alias, run, URI, model type and
     test accuracy tags); fails when it does not exist."""
-    from mlflow.tracking import MlflowClient
-
     from sentiment_mlops.registry import lookups as registry
 
-    client = client or MlflowClient(tracking_uri=cfg.mlflow_tracking_uri, registry_uri=cfg.mlflow_tracking_uri)
+    client = client or mlflow_client(cfg)
     resolved = registry.resolve_version(client, cfg.serving_model_name, cfg.serving_model_stage)
     if resolved is None:
         raise TaskError(
@@ -94,6 +99,7 @@ def build_serving_job(
         metrics_port=cfg.serving_metrics_port,
         metrics_host=cfg.serving_metrics_host,
         pushgateway_url=cfg.serving_pushgateway_url,
+        mlflow_credentials_secret=cfg.mlflow_credentials_secret or "",
         extra=extra,
     )
     labels = {

@@ -15,7 +15,7 @@ from sentiment_mlops.core.storage import join_uri
 from sentiment_mlops.core.store import Store
 from sentiment_mlops.orchestration.backends import store_for
 from sentiment_mlops.orchestration.config import AirflowConfig
-from sentiment_mlops.orchestration.tasks.common import TaskError, dataproc_target
+from sentiment_mlops.orchestration.tasks.common import TaskError, dataproc_target, mlflow_client
 from sentiment_mlops.orchestration.tasks.reports import training_report_markdown
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def build_training_jobs(
             input=input_uri,
             output=join_uri(training_root(cfg, run_tag), variant),
             mlflow_uri=cfg.mlflow_tracking_uri,
+            mlflow_credentials_secret=cfg.mlflow_credentials_secret or "",
             registered_model_name=DEFAULT_REGISTERED_MODEL_NAME,
             max_rows=int(max_rows or 0),
             models=models or "all",
@@ -103,9 +104,7 @@ def read_training_summary(cfg: AirflowConfig, output_uri: str, store: Store | No
 
 
 def _mlflow_client(cfg: AirflowConfig) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=cfg.mlflow_tracking_uri, registry_uri=cfg.mlflow_tracking_uri)
+    return mlflow_client(cfg)
 
 
 def _run_ids_of(summaries: Mapping[str, dict | None]) -> set[str | None]:

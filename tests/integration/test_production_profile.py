@@ -1,0 +1,374 @@
+"""The production profile against real parts: Debian's PostgreSQL 15 started by the test run (as an
+unprivileged user), MLflow with basic-auth and artifacts proxied to the GCS emulator, an embedded SQLite
+registry migrated into it, Airflow's metadata DB on PostgreSQL and the training DAG through
+`airflow dags test` with authenticated clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sentiment_mlops.backends.local import postgres, profile
+from sentiment_mlops.backends.local.mlflow_server import MlflowServer, ServiceError, free_port
+from sentiment_mlops.core.settings import AIRFLOW_DATABASE, MLFLOW_DATABASE, Settings
+from tests.fixtures_gcs import gcs_emulator_fixture  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACT_BUCKET = "prod-test-mlflow-artifacts"
+MODEL = "migrated-model"
+
+
+def _postgres_available() -> str | None:
+    if not (postgres.bin_dir() / "initdb").exists():
+        return f"PostgreSQL 15 server binaries missing in {postgres.bin_dir()} (scripts/install_test_services.sh)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "no OS user 'postgres' to run PostgreSQL as (we are root)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def pg_settings() -> Iterator[Settings]:
+    """A real PostgreSQL on a free port, with its own SENTIMENT_HOME under /tmp (the server's OS user
+    must be able to enter it: pytest's own tmp folders are 0700)."""
+    reason = _postgres_available()
+    if reason:
+        pytest.skip(reason)
+    home = Path(tempfile.mkdtemp(prefix="sentiment-prod-"))
+    home.chmod(0o711)
+    settings = Settings(
+        home=home,
+        profile="production",
+        postgres_port=free_port(),
+        mlflow_artifacts_destination=f"gs://{ARTIFACT_BUCKET}",
+    )
+    server = postgres.PostgresServer(settings)
+    try:
+        server.start()
+        yield settings
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def embedded_registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An embedded installation's registry, made through a real SQLite MLflow server: two runs with
+    params, metrics and an artifact, one model with two versions and two aliases."""
+    from mlflow.tracking import MlflowClient
+
+    data = tmp_path_factory.mktemp("embedded-mlflow")
+    server = MlflowServer(data_dir=data, port=free_port()).start()
+    try:
+        client = MlflowClient(server.url)
+        experiment = client.create_experiment("sentiment-analysis-pipeline")
+        runs = []
+        for i in (1, 2):
+            run = client.create_run(experiment, run_name=f"run-{i}")
+            client.log_param(run.info.run_id, "reg_param", str(0.1 * i))
+            client.log_metric(run.info.run_id, "f1", 0.7 + i / 100)
+            client.log_text(run.info.run_id, f"weights of run {i}", "model/weights.txt")
+            client.set_terminated(run.info.run_id)
+            runs.append(run.info.run_id)
+        client.create_registered_model(MODEL)
+        for run_id in runs:
+            client.create_model_version(MODEL, f"runs:/{run_id}/model", run_id=run_id)
+        client.set_registered_model_alias(MODEL, "production", "2")
+        client.set_registered_model_alias(MODEL, "challenger", "1")
+    finally:
+        server.stop()
+    return {"db": data / "mlflow.db", "artifacts": data / "artifacts", "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def artifact_bucket(gcs_emulator: str) -> Iterator[str]:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = gcs_emulator  # the MLflow server process inherits it
+    storage.Client(project="test", credentials=AnonymousCredentials()).create_bucket(ARTIFACT_BUCKET)
+    try:
+        yield f"gs://{ARTIFACT_BUCKET}"
+    finally:
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="module")
+def migration_output(pg_settings: Settings, embedded_registry: dict[str, Any], artifact_bucket: str) -> str:
+    """The embedded registry migrated into the production store (before its server first starts)."""
+    env = {**os.environ, "PGPASSFILE": str(postgres.pgpass_file(pg_settings)), "PYTHONPATH": str(ROOT / "code")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sentiment_mlops.registry.store_migration",
+            "--source",
+            f"sqlite:///{embedded_registry['db']}",
+            "--source-artifacts",
+            str(embedded_registry["artifacts"]),
+            "--target",
+            postgres.database_uri(pg_settings, MLFLOW_DATABASE),
+            "--target-artifacts",
+            artifact_bucket,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def production_mlflow(pg_settings: Settings, migration_output: str) -> Iterator[str]:
+    server = MlflowServer(data_dir=pg_settings.mlflow_dir, port=free_port(), settings=pg_settings).start(timeout=240)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def as_admin(pg_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = profile.client_env(pg_settings)
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSFILE"):
+        monkeypatch.setenv(key, env[key])
+    return env
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------
+
+
+def test_postgres_runs_unprivileged_on_localhost_with_private_secrets(pg_settings: Settings) -> None:
+    server = postgres.PostgresServer(pg_settings)
+    assert pwd.getpwuid(server.data_dir.stat().st_uid).pw_name == (
+        "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    )
+    for secret in pg_settings.secrets_dir.iterdir():
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+    assert stat.S_IMODE(pg_settings.secrets_dir.stat().st_mode) == 0o700
+    with postgres.connect(pg_settings, AIRFLOW_DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("SHOW listen_addresses")
+        assert cur.fetchone()[0] == "127.0.0.1"
+        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert cur.fetchone()[0] is False  # the services' role is not a superuser
+    # A restart keeps the data and the passwords.
+    password = (pg_settings.secrets_dir / "postgres-sentiment.password").read_text()
+    server.stop()
+    assert not server.running()
+    server.start()
+    assert (pg_settings.secrets_dir / "postgres-sentiment.password").read_text() == password
+    postgres.check_database(pg_settings, MLFLOW_DATABASE)
+
+
+def test_wrong_password_and_stopped_server_get_clear_errors(pg_settings: Settings, tmp_path: Path) -> None:
+    wrong = replace(pg_settings, home=tmp_path)
+    (tmp_path / "secrets").mkdir(mode=0o700)
+    (tmp_path / "secrets" / "pgpass").write_text(f"127.0.0.1:{pg_settings.postgres_port}:*:sentiment:not-it\n")
+    (tmp_path / "secrets" / "pgpass").chmod(0o600)
+    with pytest.raises(ServiceError, match="refused the password"):
+        postgres.check_database(wrong, MLFLOW_DATABASE)
+    stopped = replace(pg_settings, postgres_port=free_port())
+    with pytest.raises(ServiceError, match=r"is not running: start it with"):
+        postgres.check_database(stopped, MLFLOW_DATABASE)
+    # The MLflow server refuses to start on a stopped PostgreSQL, before spawning anything.
+    with pytest.raises(ServiceError, match="is not running"):
+        MlflowServer(data_dir=tmp_path / "mlflow", port=free_port(), settings=stopped).start()
+
+
+def test_unreachable_data_folder_is_named(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or _postgres_available():
+        pytest.skip("needs root and the postgres user (the server then runs as that user)")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    settings = Settings(home=locked / "home", profile="production", postgres_port=free_port())
+    with pytest.raises(ServiceError, match=r"cannot enter .*SENTIMENT_POSTGRES_DIR"):
+        postgres.PostgresServer(settings).initialize()
+
+
+def test_airflow_db_migrate_on_postgres(pg_settings: Settings, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **profile.client_env(pg_settings),
+        "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    result = subprocess.run(
+        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    check = subprocess.run([airflow, "db", "check"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert check.returncode == 0, check.stderr[-2000:]
+    with postgres.connect(pg_settings, AIRFLOW_DATABASE) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('dag', 'dag_run', 'task_instance')"
+        )
+        assert cur.fetchone()[0] == 3
+    assert not (tmp_path / "airflow-home" / "airflow.db").exists()  # no SQLite on the side
+
+
+# --- MLflow: basic-auth, proxied artifacts, the migrated registry ------------------------------------
+
+
+def test_unauthenticated_and_wrong_clients_are_refused(
+    production_mlflow: str, pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentiment_mlops.registry import lookups as registry
+
+    url = f"{production_mlflow}/api/2.0/mlflow/registered-models/search"
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(url, auth=("admin", "wrong"), timeout=10).status_code == 401
+    assert requests.get(url, auth=("admin", profile.admin_password(pg_settings)), timeout=10).status_code == 200
+    assert requests.get(f"{production_mlflow}/health", timeout=10).status_code == 200  # probes stay open
+
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    with pytest.raises(registry.MlflowAuthError, match="requires authentication: set MLFLOW_TRACKING_USERNAME"):
+        registry.check_tracking_server(production_mlflow)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    with pytest.raises(registry.MlflowAuthError, match="refused the credentials of admin"):
+        registry.check_tracking_server(production_mlflow)
+
+
+def test_migration_keeps_every_version_alias_and_run(
+    production_mlflow: str,
+    embedded_registry: dict[str, Any],
+    migration_output: str,
+    as_admin: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    assert "aliases: migrated-model@challenger=v1, migrated-model@production=v2" in migration_output
+    client = MlflowClient(production_mlflow, production_mlflow)
+    versions = {v.version: v.run_id for v in client.search_model_versions(f"name='{MODEL}'")}
+    assert versions == {"1": embedded_registry["runs"][0], "2": embedded_registry["runs"][1]}
+    assert client.get_model_version_by_alias(MODEL, "production").version == "2"
+    assert client.get_model_version_by_alias(MODEL, "challenger").version == "1"
+    for i, run_id in enumerate(embedded_registry["runs"], start=1):
+        run = client.get_run(run_id)
+        assert run.data.params == {"reg_param": str(0.1 * i)} and run.data.metrics["f1"] == pytest.approx(0.7 + i / 100)
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:/")  # served by the production server
+        path = client.download_artifacts(run_id, "model/weights.txt", str(tmp_path))
+        assert Path(path).read_text() == f"weights of run {i}"
+    # The copy is in the bucket, not only in the old folder.
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    blobs = [
+        b.name for b in storage.Client(project="test", credentials=AnonymousCredentials()).list_blobs(ARTIFACT_BUCKET)
+    ]
+    assert any(name.endswith(f"{embedded_registry['runs'][0]}/artifacts/model/weights.txt") for name in blobs), blobs
+    # New ids continue after the migrated ones.
+    experiment = client.create_experiment("after-migration")
+    assert int(experiment) > max(
+        int(e.experiment_id) for e in client.search_experiments() if e.name != "after-migration"
+    )
+
+
+def test_migration_refuses_a_store_that_is_in_use(
+    production_mlflow: str, pg_settings: Settings, embedded_registry: dict[str, Any]
+) -> None:
+    from sentiment_mlops.registry import store_migration
+
+    os.environ.setdefault("PGPASSFILE", str(postgres.pgpass_file(pg_settings)))
+    with pytest.raises(store_migration.MigrationError, match="already holds runs"):
+        store_migration.copy_rows(
+            f"sqlite:///{embedded_registry['db']}", postgres.database_uri(pg_settings, MLFLOW_DATABASE), None
+        )
+
+
+def test_missing_artifact_bucket_is_named(pg_settings: Settings, artifact_bucket: str, tmp_path: Path) -> None:
+    missing = replace(pg_settings, mlflow_artifacts_destination="gs://no-such-mlflow-artifacts")
+    with pytest.raises(ServiceError, match=r"bucket gs://no-such-mlflow-artifacts does not exist"):
+        MlflowServer(data_dir=tmp_path, port=free_port(), settings=missing).start()
+
+
+# --- Airflow on PostgreSQL: the training DAG with authenticated MLflow clients -----------------------
+
+
+def test_training_dag_on_the_production_profile_registers_and_serves(
+    pg_settings: Settings,
+    production_mlflow: str,
+    artifact_bucket: str,
+    sample_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_mlops.online.model import load_model
+
+    env = {
+        **os.environ,
+        **profile.client_env(pg_settings),
+        "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow" / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "SENTIMENT_HOME": str(pg_settings.home),
+        "SENTIMENT_PROFILE": "production",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    env.pop("SENTIMENT_BUCKET_ROOT", None)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+
+    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    assert (migrate := run("db", "migrate")).returncode == 0, migrate.stderr[-2000:]
+    for key, value in (("MLFLOW_TRACKING_URI", production_mlflow), ("GCS_BUCKET", "prod-sentiment")):
+        assert (result := run("variables", "set", key, value)).returncode == 0, result.stderr[-2000:]
+    conf = {"input_path": str(sample_csv), "max_rows": 2000, "models": "lr", "force_promote": True}
+    result = run("dags", "test", "sentiment_training_local", "-c", json.dumps(conf), timeout=1200)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    with postgres.connect(pg_settings, AIRFLOW_DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("SELECT state FROM dag_run WHERE dag_id = 'sentiment_training_local'")
+        assert [row[0] for row in cur.fetchall()] == ["success"]  # the run is recorded in PostgreSQL
+
+    # The online server's environment: MLFLOW_TRACKING_URI (MLflow resolves models:/ URIs against it)
+    # and MLflow's own credential variables.
+    client_env = profile.client_env(pg_settings)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", production_mlflow)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", client_env["MLFLOW_TRACKING_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", client_env["MLFLOW_TRACKING_PASSWORD"])
+    client = MlflowClient(production_mlflow, production_mlflow)
+    production = client.get_model_version_by_alias("twitter-sentiment-model-best", "production")
+    assert production.run_id
+    # Served the way the online server loads it: through the server's artifact proxy, from the bucket.
+    model = load_model("models:/twitter-sentiment-model-best@production", production_mlflow)
+    assert model.predict_one("I love this, what a wonderful day").label in (0, 1)
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    blobs = [
+        b.name for b in storage.Client(project="test", credentials=AnonymousCredentials()).list_blobs(ARTIFACT_BUCKET)
+    ]
+    assert any(production.run_id in name for name in blobs)
