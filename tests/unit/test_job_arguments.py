@@ -179,3 +179,33 @@ def test_a_string_instead_of_an_argument_list_is_refused() -> None:
     with pytest.raises(ValueError) as info:
         jobs.serving_job(TARGET_WITH_SLASH, "--source-type=file")  # type: ignore[arg-type]
     assert str(info.value) == "args must be a list of strings, not a string"
+
+
+def test_stream_metrics_flags_reach_the_serving_jobs_own_parser() -> None:
+    """--metrics-port/--metrics-host/--pushgateway-url as the job spec writes them are what the serving
+    job parses; the host is only written with a port, and unset options are left out."""
+    from sentiment_mlops.serving.job import build_arg_parser
+
+    args = jobs.serving_args(
+        **REQUIRED_SERVING, metrics_port=9108, metrics_host="0.0.0.0", pushgateway_url="http://pgw:9091"
+    )
+    assert {"--metrics-port=9108", "--metrics-host=0.0.0.0", "--pushgateway-url=http://pgw:9091"} <= set(args)
+    parsed = build_arg_parser().parse_args(args)
+    assert (parsed.metrics_port, parsed.metrics_host, parsed.pushgateway_url) == (9108, "0.0.0.0", "http://pgw:9091")
+
+    host_only = jobs.serving_args(**REQUIRED_SERVING, metrics_host="0.0.0.0")
+    assert not [a for a in host_only if a.startswith(("--metrics", "--pushgateway"))]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"metrics_port": 0}, "metrics_port must be a TCP port (1-65535) when given, got 0"),
+        ({"metrics_port": 65536}, "metrics_port must be a TCP port (1-65535) when given, got 65536"),
+        ({"pushgateway_url": "pgw:9091"}, "pushgateway_url must be an http(s):// URL when given, got 'pgw:9091'"),
+    ],
+)
+def test_stream_metrics_setting_errors(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        jobs.serving_args(**{**REQUIRED_SERVING, **overrides})
+    assert str(err.value) == message
