@@ -60,7 +60,8 @@ def _assert_reference_profile(mlflow_server: str, run_id: str, test_accuracy: fl
     mlflow.set_tracking_uri(mlflow_server)
     ref = mlflow.artifacts.load_dict(f"runs:/{run_id}/{PROFILE_ARTIFACT}")
     assert set(ref["features"]) == set(FEATURES) and ref["model"]["run_id"] == run_id
-    assert 300 <= ref["rows"] <= 500  # the test split of 4,000 rows at 80/10/10
+    # The test split of 4,000 rows at 80/10/10, less the held-out-topic rows the grouped split takes out.
+    assert 100 <= ref["rows"] <= 500
     for feature in ref["features"].values():
         assert abs(sum(feature["fractions"]) - 1.0) < 1e-3
     negatives, positives = ref["features"]["prediction_class"]["fractions"]

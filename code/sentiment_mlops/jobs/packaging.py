@@ -62,10 +62,22 @@ def build_package_zip(dest: Path, package_dir: Path = PACKAGE_DIR) -> Path:
     return dest
 
 
+def _parse(source: str) -> ast.Module:
+    # CPython 3.11 can fail a correct parse with SystemError "AST constructor recursion depth mismatch"
+    # while another thread builds an AST (gh-106905); the source is fine, so parse it again.
+    for attempt in range(3):
+        try:
+            return ast.parse(source)
+        except SystemError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _imported_modules(source: str, module: str, is_package: bool) -> set[str]:
     """Dotted names of the package's modules that `source` (module `module`) imports, lazily or not."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(_parse(source)):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
