@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sentiment_mlops.jobs.validation import REPEATED_URI_FIELDS, _check_labels, validate_job
+from sentiment_mlops.jobs.validation import REPEATED_URI_FIELDS, _check_labels, build_proto, validate_job
 
 if TYPE_CHECKING:
     from google.cloud import dataproc_v1
@@ -101,12 +101,8 @@ def validate_batch(batch: Mapping[str, Any], target: ServerlessTarget | None = N
     """Build the `google.cloud.dataproc_v1.Batch` for `batch` and check what the proto does not."""
     from google.cloud import dataproc_v1
 
-    try:
-        proto = dataproc_v1.Batch(**batch)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"not a valid dataproc_v1.Batch: {exc}") from exc
+    proto, kind = build_proto(dataproc_v1.Batch, batch, "batch_config")
     problems: list[str] = []
-    kind = dataproc_v1.Batch.pb(proto).WhichOneof("batch_config")
     if kind != "pyspark_batch":
         problems.append(f"batch must be a pyspark_batch (found {kind or 'no batch type'})")
     if not proto.pyspark_batch.main_python_file_uri.startswith("gs://"):

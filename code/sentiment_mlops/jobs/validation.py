@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sentiment_mlops.core.naming import JOB_ID_RE
 
@@ -100,6 +100,19 @@ def _check_scheduling(scheduling: Any, problems: list[str]) -> None:
         problems.append(f"scheduling.max_failures_total must be 0-{_MAX_FAILURES_TOTAL}, got {total}")
 
 
+_Proto = TypeVar("_Proto")
+
+
+def build_proto(proto_type: type[_Proto], value: Mapping[str, Any], oneof: str) -> tuple[_Proto, str | None]:
+    """`proto_type(**value)` (a dataproc_v1 message) and which member of its `oneof` is set; a ValueError
+    naming the type when the dict has unknown fields or wrong types."""
+    try:
+        proto = proto_type(**value)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a valid dataproc_v1.{proto_type.__name__}: {exc}") from exc
+    return proto, proto_type.pb(proto).WhichOneof(oneof)  # type: ignore[attr-defined]
+
+
 def validate_job(job: dict[str, Any]) -> dataproc_v1.Job:
     """Build the `google.cloud.dataproc_v1.Job` for the dict `job` and return it, after checking what
     the proto type does not: required fields, URIs, names and labels. Raises ValueError listing every
@@ -108,13 +121,8 @@ def validate_job(job: dict[str, Any]) -> dataproc_v1.Job:
 
     if not isinstance(job, Mapping):
         raise ValueError(f"a Dataproc job must be a dict, got {type(job).__name__}")
-    try:
-        proto = dataproc_v1.Job(**job)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"not a valid dataproc_v1.Job: {exc}") from exc
-
+    proto, kind = build_proto(dataproc_v1.Job, job, "type_job")
     problems: list[str] = []
-    kind = dataproc_v1.Job.pb(proto).WhichOneof("type_job")
     if kind != "pyspark_job":
         problems.append(f"job must be a pyspark_job (found {kind or 'no job type'})")
     _check_cluster(proto.placement.cluster_name, problems)
