@@ -16,6 +16,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -26,7 +27,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from sentiment_mlops import jobs
-from sentiment_mlops.backends.local.jobs import CANCELLED, DONE, ERROR, RUNNING, JobRecord, LocalJobController
+from sentiment_mlops.backends.local.jobs import CANCELLED, DONE, ERROR, RUNNING, LocalJobController
 from sentiment_mlops.backends.local.mlflow_server import free_port
 from sentiment_mlops.backends.local.spark_cluster import SparkCluster, alive_workers
 from sentiment_mlops.backends.local.supervisor import signal_session
@@ -94,8 +95,14 @@ def _app(cluster: SparkCluster, ctl: LocalJobController, job_id: str) -> dict:
     return apps[0]
 
 
+@dataclass(frozen=True)
+class Trained:
+    job_id: str
+    production_version: str  # @production right after the job, before other tests move it
+
+
 @pytest.fixture(scope="module")
-def trained(ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str, sample_csv: Path) -> JobRecord:
+def trained(ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str, sample_csv: Path) -> Trained:
     """One training job on the cluster: logistic regression on 5,000 tweets, forced onto @production."""
     args = jobs.training_args(
         input=str(sample_csv), output=f"gs://{BUCKET}-models/training/run-1", mlflow_uri=mlflow_server,
@@ -106,12 +113,14 @@ def trained(ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str, 
         jobs.training_job(TARGET, args, job_id=f"train-{uuid.uuid4().hex[:6]}"), wait=True, timeout=1200
     )
     assert record.state == DONE, _log(ctl, record.job_id)
-    return record
+    # Read now: the hot-swap test registers newer versions and moves @production (random order).
+    production = MlflowClient(mlflow_server).get_model_version_by_alias(BEST, "production")
+    return Trained(record.job_id, production.version)
 
 
 @pytest.mark.timeout(1500)
 def test_training_runs_on_both_workers_from_the_zip(
-    trained: JobRecord, ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str
+    trained: Trained, ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str
 ) -> None:
     app = _app(cluster, ctl, trained.job_id)
     assert app["state"] == "FINISHED"
@@ -122,8 +131,8 @@ def test_training_runs_on_both_workers_from_the_zip(
     summary = json.loads((local_path(f"gs://{BUCKET}-models/training/run-1") / "training_summary.json").read_text())
     assert summary["promotion"]["registered_model"] == BEST
     client = MlflowClient(mlflow_server)
-    version = client.get_model_version_by_alias(BEST, "production")
-    assert version.version == str(summary["promotion"]["candidate_version"])
+    assert trained.production_version == str(summary["promotion"]["candidate_version"])
+    version = client.get_model_version(BEST, str(summary["promotion"]["candidate_version"]))
     # The Spark that saved the model is recorded on the version, its run and the MLmodel file.
     assert version.tags["spark_version"] == pyspark.__version__
     assert client.get_run(version.run_id).data.tags["spark_version"] == pyspark.__version__
@@ -207,7 +216,7 @@ def _future_spark_version(client: MlflowClient, version: str, tmp_path: Path) ->
 
 @pytest.mark.timeout(1500)
 def test_stream_hot_swaps_refuses_a_newer_spark_model_and_survives_a_worker_sigkill(
-    trained: JobRecord, ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str, tmp_path: Path
+    trained: Trained, ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str, tmp_path: Path
 ) -> None:
     tag = "cl-stream"
     inbox = local_path(jobs.serving_paths(tag)["input"])
@@ -266,7 +275,7 @@ def test_stream_hot_swaps_refuses_a_newer_spark_model_and_survives_a_worker_sigk
 
 @pytest.mark.timeout(1500)
 def test_driver_killed_and_restarted_scores_every_row_exactly_once(
-    trained: JobRecord, ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str
+    trained: Trained, ctl: LocalJobController, cluster: SparkCluster, mlflow_server: str
 ) -> None:
     tag = "cl-crash"
     inbox = local_path(jobs.serving_paths(tag)["input"])
