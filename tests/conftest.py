@@ -7,6 +7,7 @@ file small.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,3 +72,23 @@ def _forget_the_active_mlflow_experiment() -> Iterator[None]:
     fluent = sys.modules.get("mlflow.tracking.fluent")
     if fluent is not None and hasattr(fluent, "_active_experiment_id"):
         fluent._active_experiment_id = None
+
+
+STRAY_STORES = ("mlflow.db", "mlruns")
+
+
+@pytest.fixture(autouse=True)
+def _no_default_mlflow_store_in_the_working_folder() -> Iterator[None]:
+    """An MLflow client with no tracking URI writes ./mlflow.db (MLflow 3's default) where it runs:
+    in production that is a registry nobody reads. Fail the test that made one, and remove it."""
+    cwd = Path.cwd()
+    before = {name for name in STRAY_STORES if (cwd / name).exists()}
+    yield
+    made = [name for name in STRAY_STORES if (cwd / name).exists() and name not in before]
+    for name in made:
+        target = cwd / name
+        if target.is_file():
+            target.unlink()
+        else:
+            shutil.rmtree(target)
+    assert not made, f"the test left {made} in {cwd}: an MLflow client ran without a tracking URI"
