@@ -6,12 +6,17 @@ talks to Google or starts Spark."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from google.cloud import dataproc_v1
 
 from sentiment_mlops.backends.gcp.serverless_backend import TRAINING_TTL_SECONDS, DataprocServerlessJobBackend
+from sentiment_mlops.backends.local.store import LocalStore
+from sentiment_mlops.core.settings import Settings
 from sentiment_mlops.orchestration import backends
 from sentiment_mlops.orchestration.config import AirflowConfig, load_airflow_config
 from sentiment_mlops.orchestration.job_attempts import TaskAttempt
@@ -210,7 +215,7 @@ def test_bad_batch_settings_fail_before_anything_is_sent(variable: str, value: s
     assert api.batch_requests == [] and api.cancelled_batches == []
 
 
-def test_serving_deploy_and_stop_on_batches(caplog: pytest.LogCaptureFixture) -> None:
+def test_serving_deploy_wait_and_stop_on_batches(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     import logging
 
     cfg = _cfg(serving_deploy_mode="production", serving_source_type="kafka", kafka_bootstrap_servers="10.0.0.2:9092")
@@ -230,6 +235,16 @@ def test_serving_deploy_and_stop_on_batches(caplog: pytest.LogCaptureFixture) ->
     assert batch.environment_config.execution_config.ttl.total_seconds() == 604800  # DATAPROC_STREAM_TTL_SECONDS
     assert batch.runtime_config.properties["spark.jars.packages"].endswith("spark-sql-kafka-0-10_2.12:3.5.3")
     assert "spark.executor.instances" not in batch.runtime_config.properties
+
+    # The wait task: RUNNING, then the first batch written after the batch was created.
+    store = LocalStore(Settings(backend="local", home=tmp_path))
+    check = {"backend": backend, "store": store, "since": time.time()}
+    job_id = deployed["job_id"]
+    assert serving_tasks.check_serving_job(cfg, job_id, require_first_batch=False, **check)["state"] == "RUNNING"
+    assert serving_tasks.check_serving_job(cfg, job_id, **check) is None  # no batch yet: look again
+    record = {"batch_id": 0, "timestamp": datetime.now(UTC).isoformat(), "rows_in": 3}
+    store.write_bytes(f"{common.serving_paths(cfg)['metrics']}/batch-0000000000.json", json.dumps(record).encode())
+    assert serving_tasks.check_serving_job(cfg, job_id, **check)["first_batch"]["batch_id"] == 0
 
     # A retried deploy attaches to its live batch; a second run refuses to share the checkpoint.
     attempt = TaskAttempt("sentiment_model_serving", "manual__1", "deploy_streaming_job", 2)
