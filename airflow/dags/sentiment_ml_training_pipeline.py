@@ -4,10 +4,11 @@ start -> validate_data -> check_mlflow_connection -> prepare_environment
       -> [train_models_full_dataset, train_models_with_cv] -> get_best_model_info
       -> generate_training_report -> send_completion_notification -> end
 
-The backend comes from the Airflow Variable SENTIMENT_BACKEND (local | dataproc); see
-sentiment_mlops.orchestration.config for every Variable. The two training tasks are
-DataprocSubmitJobOperator (deferrable) on Dataproc and run the very same Job dicts with the local
-spark-submit runner (sentiment_mlops.backends.local.jobs) on the local backend
+The backend comes from the Airflow Variable SENTIMENT_BACKEND (local | dataproc | dataproc-serverless);
+see sentiment_mlops.orchestration.config for every Variable. The two training tasks are
+DataprocSubmitJobOperator (deferrable) on Dataproc, submit the same jobs as Dataproc Serverless batches
+(deferred on DataprocBatchTrigger) on dataproc-serverless, and run the very same Job dicts with the
+local spark-submit runner (sentiment_mlops.backends.local.jobs) on the local backend
 (sentiment_mlops.orchestration.operators.SentimentTrainingJobOperator).
 """
 

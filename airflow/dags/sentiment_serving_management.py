@@ -4,7 +4,9 @@ list_active_serving_jobs -> job_status_and_metrics -> check_prediction_output
     -> write_monitoring_report -> stop_serving_job
 
 Active jobs are those labelled app=sentiment-serving (Dataproc filter
-`status.state = ACTIVE AND labels.app = sentiment-serving`, or the local job records). The report
+`status.state = ACTIVE AND labels.app = sentiment-serving`; on dataproc-serverless the pending and
+running batches with that label, `state = RUNNING AND labels.app = "sentiment-serving"`; or the local
+job records). Stopping a batch cancels the operation that created it. The report
 (JSON + Markdown) goes to gs://{GCS_BUCKET}-predictions/monitoring/. Set `stop_job_id` (or
 `stop_all`) to cancel serving jobs after the report is written.
 """

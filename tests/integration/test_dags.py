@@ -282,6 +282,110 @@ def test_training_retry_on_dataproc_attaches_or_resubmits(dagbag: Any, monkeypat
     assert api.jobs["sentiment-training-full-tag1-t4"].status.state.name == "DONE" and len(api.jobs) == 3
 
 
+SERVERLESS_VARS = {
+    "SENTIMENT_BACKEND": "dataproc-serverless",
+    "GCP_PROJECT_ID": "my-proj-123",
+    "GCS_BUCKET": "acme",
+    "DATAPROC_SERVICE_ACCOUNT": "spark-jobs@my-proj-123.iam.gserviceaccount.com",
+}
+
+
+def _serverless_operator(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch, api: Any, deferrable: bool = False, **config: Any
+) -> Any:
+    """train_models_full_dataset with its job and config for dataproc-serverless, on a fake API."""
+    import airflow.providers.google.cloud.operators.dataproc as provider
+
+    from sentiment_mlops.orchestration.config import load_airflow_config
+    from tests.fake_dataproc import FakeDataprocHook
+
+    cfg = load_airflow_config(SERVERLESS_VARS)
+    monkeypatch.setattr(FakeDataprocHook, "api", api)
+    monkeypatch.setattr(provider, "DataprocHook", FakeDataprocHook)
+    op = dagbag.dags["sentiment_ml_training_pipeline"].get_task("train_models_full_dataset")
+    for name, value in (("job", _training_job(cfg)), ("sentiment_config", {**cfg.as_dict(), **config}),
+                        ("region", "placeholder"), ("deferrable", deferrable), ("request_id", None)):  # fmt: skip
+        monkeypatch.setattr(op, name, value)
+    return op
+
+
+def test_training_operator_on_serverless_creates_one_batch_and_retries_like_jobs(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attempt 1 creates the batch and defers on DataprocBatchTrigger; the trigger's event ends the task;
+    attempt 2 (worker died) defers on the same batch; after the batch failed, attempt 3 creates `-t3`
+    and waits with the hook; attempt 4 finds `-t3` SUCCEEDED and creates nothing."""
+    from airflow.providers.google.cloud.triggers.dataproc import DataprocBatchTrigger
+    from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+    from tests.fake_dataproc import FakeDataprocApi
+
+    api = FakeDataprocApi()
+    batch_id = "sentiment-training-full-tag1"
+    op = _serverless_operator(dagbag, monkeypatch, api, deferrable=True)
+    first = _TI("train_models_full_dataset", 1)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": first, "run_id": first.run_id})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, DataprocBatchTrigger) and trigger.batch_id == batch_id
+    assert (trigger.project_id, trigger.region, trigger.polling_interval_seconds) == ("my-proj-123", "us-central1", 60)
+    [request] = api.batch_requests
+    assert request.parent == "projects/my-proj-123/regions/us-central1" and request.batch_id == batch_id
+    assert len(request.request_id) == 40
+    assert request.batch.pyspark_batch.main_python_file_uri == op.job["pyspark_job"]["main_python_file_uri"]
+    assert (
+        request.batch.environment_config.execution_config.service_account == SERVERLESS_VARS["DATAPROC_SERVICE_ACCOUNT"]
+    )
+    links = [v for v in first.pushed.values() if isinstance(v, dict) and "batch_id" in v]  # the provider's batch link
+    assert links and links[0]["batch_id"] == batch_id and links[0]["project_id"] == "my-proj-123"
+    done = {"batch_id": batch_id, "batch_state": "SUCCEEDED", "batch_state_message": ""}
+    assert op.execute_complete({}, done) == batch_id
+    with pytest.raises(AirflowException, match=f"Batch {batch_id} ended FAILED: Driver exited"):
+        op.execute_complete({}, {**done, "batch_state": "FAILED", "batch_state_message": "Driver exited with code 1"})
+
+    op = _serverless_operator(dagbag, monkeypatch, api, deferrable=True)
+    second = _TI("train_models_full_dataset", 2)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": second, "run_id": second.run_id})
+    assert deferred.value.trigger.batch_id == batch_id and len(api.batch_requests) == 1  # attached
+
+    api.set_batch_state(batch_id, "FAILED", "Driver exited with code 1")
+    op = _serverless_operator(dagbag, monkeypatch, api)
+    third = _TI("train_models_full_dataset", 3)
+    assert op.execute({"ti": third, "run_id": third.run_id}) == f"{batch_id}-t3"
+    assert api.batches[f"{batch_id}-t3"].state.name == "SUCCEEDED" and len(api.batch_requests) == 2
+    fourth = _TI("train_models_full_dataset", 4)
+    assert op.execute({"ti": fourth, "run_id": fourth.run_id}) == f"{batch_id}-t3" and len(api.batch_requests) == 2
+
+    cancelling = FakeDataprocApi()
+    cancelling.batch_wait_outcome = "CANCELLED"  # cancelled by someone while the task waits
+    op = _serverless_operator(dagbag, monkeypatch, cancelling)
+    with pytest.raises(AirflowException, match=f"Batch {batch_id} ended CANCELLED.*\n.*Driver logs: https://"):
+        op.execute({"ti": first, "run_id": first.run_id})
+
+
+def test_training_operator_on_serverless_kill_and_bad_settings(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tests.fake_dataproc import FakeDataprocApi
+
+    api = FakeDataprocApi()
+    op = _serverless_operator(dagbag, monkeypatch, api, deferrable=True)
+    ti = _TI("train_models_full_dataset")
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": ti, "run_id": ti.run_id})
+    op.on_kill()  # cancel_on_kill: the batch's creating operation is cancelled
+    assert api.cancelled_batches == ["sentiment-training-full-tag1"]
+
+    for bad, message in (({"dataproc_runtime_version": "1.1"}, "not one the jobs are tested on"),
+                         ({"dataproc_service_account": "me@example.com"}, "not a service-account e-mail")):  # fmt: skip
+        api = FakeDataprocApi()
+        op = _serverless_operator(dagbag, monkeypatch, api, **bad)
+        with pytest.raises(ValueError, match=message):
+            op.execute({"ti": ti, "run_id": ti.run_id})
+        assert api.batch_requests == []  # refused before any create request
+
+
 def test_training_operator_on_local_runs_local_jobs(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from sentiment_mlops.orchestration.config import AirflowConfig
     from sentiment_mlops.orchestration.tasks import common

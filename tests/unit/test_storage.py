@@ -70,3 +70,9 @@ def test_a_symlink_out_of_the_bucket_is_refused(local, tmp_path: Path) -> None: 
     (bucket / "link").symlink_to(outside)
     with pytest.raises(ValueError, match="outside the bucket"):
         resolve_uri("gs://bucket/link/secret.txt", local)
+
+
+@pytest.mark.parametrize("backend", ["dataproc", "dataproc-serverless"])
+def test_gcs_uris_stay_gcs_on_both_dataproc_backends(backend: str) -> None:
+    # A job on a Serverless batch reads real GCS: mapping to local folders would find nothing.
+    assert resolve_uri("gs://bucket/in/x.csv", load_settings(backend)) == "gs://bucket/in/x.csv"

@@ -10,7 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BACKENDS = ("local", "dataproc")
+# Where Spark jobs run: spark-submit on this machine, a Dataproc cluster, or Dataproc Serverless batches
+# (no cluster). Both Dataproc backends read and write real gs:// URIs.
+BACKENDS = ("local", "dataproc", "dataproc-serverless")
+SERVERLESS_BACKEND = "dataproc-serverless"
 # The local control plane: "embedded" (SQLite files, MLflow without authentication, the default) or
 # "production" (PostgreSQL for Airflow and MLflow, MLflow basic-auth with proxied artifacts).
 PROFILES = ("embedded", "production")

@@ -54,10 +54,10 @@ def resolve_uri(uri: str, settings: Settings | None = None) -> str:
     """The URI a job should open on this backend.
 
     local: `gs://b/p` -> `/ROOT/b/p`; `file:///x` -> `/x`; plain paths unchanged.
-    dataproc: unchanged.
+    dataproc, dataproc-serverless: unchanged.
     """
     settings = settings or load_settings()
-    if settings.backend == "dataproc":
+    if settings.backend != "local":
         return uri
     if is_gcs_uri(uri):
         bucket, path = split_gcs_uri(uri)

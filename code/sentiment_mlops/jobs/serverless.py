@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 RUNTIME_SPARK = {"2.2": "3.5", "2.3": "3.5", "3.0": "4.0"}
 DEFAULT_RUNTIME = "2.2"
+MIN_TTL_SECONDS = 600
+MAX_TTL_SECONDS = 14 * 24 * 3600  # Dataproc's limit: a stream must be redeployed before then
 # Batch ids: 4-63 characters, lowercase letters, digits and '-', starting and ending alphanumeric.
 _BATCH_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
 _SUBNET_RE = re.compile(r"^(?:projects/[^/]+/regions/[^/]+/subnetworks/)?[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -97,6 +99,28 @@ def batch_from_job(job: Mapping[str, Any], target: ServerlessTarget, ttl_seconds
     return batch
 
 
+def execution_problems(
+    runtime_version: str | None,
+    service_account: str | None = None,
+    subnetwork_uri: str | None = None,
+    ttl_seconds: int | None = None,
+) -> dict[str, str]:
+    """What is wrong with a batch's runtime, identity, network and TTL, by field name
+    (runtime_version, service_account, subnetwork_uri, ttl_seconds); empty when nothing is. None: unset."""
+    problems: dict[str, str] = {}
+    if runtime_version is not None and runtime_version not in RUNTIME_SPARK:
+        problems["runtime_version"] = (
+            f"runtime_config.version {runtime_version!r} is not one the jobs are tested on ({sorted(RUNTIME_SPARK)})"
+        )
+    if service_account is not None and not _SA_RE.match(service_account):
+        problems["service_account"] = f"service account {service_account!r} is not a service-account e-mail"
+    if subnetwork_uri is not None and not _SUBNET_RE.match(subnetwork_uri):
+        problems["subnetwork_uri"] = f"subnetwork {subnetwork_uri!r} is not a subnetwork name or URI"
+    if ttl_seconds is not None and not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
+        problems["ttl_seconds"] = f"ttl must be between 10 minutes and 14 days, got {ttl_seconds}s"
+    return problems
+
+
 def validate_batch(batch: Mapping[str, Any], target: ServerlessTarget | None = None) -> dataproc_v1.Batch:
     """Build the `google.cloud.dataproc_v1.Batch` for `batch` and check what the proto does not."""
     from google.cloud import dataproc_v1
@@ -107,19 +131,14 @@ def validate_batch(batch: Mapping[str, Any], target: ServerlessTarget | None = N
         problems.append(f"batch must be a pyspark_batch (found {kind or 'no batch type'})")
     if not proto.pyspark_batch.main_python_file_uri.startswith("gs://"):
         problems.append("pyspark_batch.main_python_file_uri must be a gs:// URI")
-    version = proto.runtime_config.version
-    if version and version not in RUNTIME_SPARK:
-        problems.append(
-            f"runtime_config.version {version!r} is not one the jobs are tested on ({sorted(RUNTIME_SPARK)})"
-        )
     execution = proto.environment_config.execution_config
-    if execution.service_account and not _SA_RE.match(execution.service_account):
-        problems.append(f"service account {execution.service_account!r} is not a service-account e-mail")
-    if execution.subnetwork_uri and not _SUBNET_RE.match(execution.subnetwork_uri):
-        problems.append(f"subnetwork {execution.subnetwork_uri!r} is not a subnetwork name or URI")
     raw_ttl = dataproc_v1.Batch.pb(proto).environment_config.execution_config.ttl  # protobuf Duration
-    if raw_ttl.ByteSize() and not 600 <= raw_ttl.seconds <= 14 * 24 * 3600:
-        problems.append(f"ttl must be between 10 minutes and 14 days, got {raw_ttl.seconds}s")
+    problems += execution_problems(
+        proto.runtime_config.version or None,
+        execution.service_account or None,
+        execution.subnetwork_uri or None,
+        raw_ttl.seconds if raw_ttl.ByteSize() else None,
+    ).values()
     _check_labels(dict(proto.labels), problems)
     if target is not None and not _REGION_RE.match(target.region or ""):
         problems.append(f"region must be a Dataproc region such as us-central1, got {target.region!r}")

@@ -7,10 +7,17 @@ instead of a job failing half an hour later on a cluster.
 =========================  ==========================================  =====================================
 Variable                   Default                                     Meaning
 =========================  ==========================================  =====================================
-SENTIMENT_BACKEND          local                                       local (spark-submit here) | dataproc
-GCP_PROJECT_ID             (none; required on dataproc)                project of the Dataproc cluster
+SENTIMENT_BACKEND          local                                       local (spark-submit here) | dataproc |
+                                                                       dataproc-serverless (batches, no cluster)
+GCP_PROJECT_ID             (none; required on both Dataproc backends)  project of the Dataproc cluster / batches
 GCP_REGION                 us-central1                                 Dataproc region
 DATAPROC_CLUSTER_NAME      (none; required on dataproc)                cluster the jobs run on
+DATAPROC_RUNTIME_VERSION   2.2                                         dataproc-serverless: runtime (2.2, 2.3 =
+                                                                       Spark 3.5; 3.0 = Spark 4.0)
+DATAPROC_SERVICE_ACCOUNT   (none: the Compute Engine default account)  dataproc-serverless: the batches' identity
+DATAPROC_SUBNETWORK        (none: the network `default`)               dataproc-serverless: subnetwork name/URI
+DATAPROC_STREAM_TTL_SECONDS  1209600 (14 days, Dataproc's maximum)     dataproc-serverless: the serving stream
+                                                                       ends after this; redeploy before then
 GCS_BUCKET                 sentiment-mlops                             prefix of the buckets {b}-code, {b}-raw,
                                                                        {b}-models, {b}-predictions, ...
 MLFLOW_TRACKING_URI        MLFLOW_VM_IP -> http://IP:5000, else        tracking server the jobs and tasks use
@@ -51,7 +58,9 @@ from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
     DEFAULT_KAFKA_OUTPUT_TOPIC,
     DEFAULT_MLFLOW_PORT,
     DEFAULT_SERVING_MODEL,
+    SERVERLESS_BACKEND,
 )
+from sentiment_mlops.jobs.serverless import DEFAULT_RUNTIME, MAX_TTL_SECONDS, MIN_TTL_SECONDS, execution_problems
 from sentiment_mlops.registry.mlflow_credentials import SECRET_NAME
 
 GCP_CONN_ID = "google_cloud_default"
@@ -68,6 +77,10 @@ VAR_BACKEND = "SENTIMENT_BACKEND"
 VAR_PROJECT = "GCP_PROJECT_ID"
 VAR_REGION = "GCP_REGION"
 VAR_CLUSTER = "DATAPROC_CLUSTER_NAME"
+VAR_RUNTIME = "DATAPROC_RUNTIME_VERSION"
+VAR_SERVICE_ACCOUNT = "DATAPROC_SERVICE_ACCOUNT"
+VAR_SUBNETWORK = "DATAPROC_SUBNETWORK"
+VAR_STREAM_TTL = "DATAPROC_STREAM_TTL_SECONDS"
 VAR_BUCKET = "GCS_BUCKET"
 VAR_MLFLOW_URI = "MLFLOW_TRACKING_URI"
 VAR_MLFLOW_IP = "MLFLOW_VM_IP"
@@ -91,6 +104,10 @@ ALL_VARIABLES = (
     VAR_PROJECT,
     VAR_REGION,
     VAR_CLUSTER,
+    VAR_RUNTIME,
+    VAR_SERVICE_ACCOUNT,
+    VAR_SUBNETWORK,
+    VAR_STREAM_TTL,
     VAR_BUCKET,
     VAR_MLFLOW_URI,
     VAR_MLFLOW_IP,
@@ -140,6 +157,11 @@ class AirflowConfig:
     gcp_project_id: str | None = None
     gcp_region: str = DEFAULT_REGION
     dataproc_cluster_name: str | None = None
+    # dataproc-serverless only (a batch has no cluster): see jobs.serverless.
+    dataproc_runtime_version: str = DEFAULT_RUNTIME
+    dataproc_service_account: str | None = None
+    dataproc_subnetwork: str | None = None
+    dataproc_stream_ttl_seconds: int = MAX_TTL_SECONDS
     gcs_bucket: str = DEFAULT_BUCKET
     mlflow_tracking_uri: str = DEFAULT_MLFLOW_URI
     # Secret Manager name; the dataproc jobs resolve it at start (local jobs inherit MLFLOW_TRACKING_*).
@@ -167,6 +189,11 @@ class AirflowConfig:
     @property
     def is_local(self) -> bool:
         return self.backend == "local"
+
+    @property
+    def is_serverless(self) -> bool:
+        """Jobs run as Dataproc Serverless batches (SENTIMENT_BACKEND=dataproc-serverless)."""
+        return self.backend == SERVERLESS_BACKEND
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types: what the first task pushes to XCom for the others."""
@@ -287,11 +314,40 @@ def _validate_values(values: dict[str, Any], names: Mapping[str, str]) -> list[s
             f"{name('mlflow_credentials_secret')}={secret!r} is invalid; allowed values: "
             "projects/PROJECT/secrets/NAME[/versions/VERSION|latest]"
         )
-    if values["backend"] == "dataproc":
-        for field_name in ("gcp_project_id", "dataproc_cluster_name"):
-            if not values.get(field_name):
-                errors.append(f"{name(field_name)} is not set; it is required when SENTIMENT_BACKEND=dataproc")
+    required = {"dataproc": ("gcp_project_id", "dataproc_cluster_name"), SERVERLESS_BACKEND: ("gcp_project_id",)}
+    for field_name in required.get(values["backend"], ()):
+        if not values.get(field_name):
+            errors.append(f"{name(field_name)} is not set; it is required when SENTIMENT_BACKEND={values['backend']}")
+    ttl = _positive_int(values.get("dataproc_stream_ttl_seconds"))
+    if ttl is not None:  # a Variable is a string; unused (and unchecked) off dataproc-serverless
+        values["dataproc_stream_ttl_seconds"] = ttl
+    if values["backend"] == SERVERLESS_BACKEND:
+        errors += _serverless_errors(values, name)
     return errors
+
+
+def _serverless_errors(values: dict[str, Any], name: Callable[[str], str]) -> list[str]:
+    """The batch settings checked as jobs.serverless checks a Batch, each naming its Variable/param."""
+    errors: list[str] = []
+    ttl = values["dataproc_stream_ttl_seconds"]
+    if not isinstance(ttl, int):
+        errors.append(
+            f"{name('dataproc_stream_ttl_seconds')}={ttl!r} is invalid; allowed values: a whole number of seconds, "
+            f"{MIN_TTL_SECONDS} (10 minutes) to {MAX_TTL_SECONDS} (14 days)"
+        )
+    problems = execution_problems(
+        str(values["dataproc_runtime_version"]),
+        values.get("dataproc_service_account") or None,
+        values.get("dataproc_subnetwork") or None,
+        ttl if isinstance(ttl, int) else None,
+    )
+    fields_by_problem = {
+        "runtime_version": "dataproc_runtime_version",
+        "service_account": "dataproc_service_account",
+        "subnetwork_uri": "dataproc_subnetwork",
+        "ttl_seconds": "dataproc_stream_ttl_seconds",
+    }
+    return errors + [f"{name(fields_by_problem[key])} is invalid: {problem}" for key, problem in problems.items()]
 
 
 _FIELD_VARIABLES = {
@@ -299,6 +355,10 @@ _FIELD_VARIABLES = {
     "gcp_project_id": VAR_PROJECT,
     "gcp_region": VAR_REGION,
     "dataproc_cluster_name": VAR_CLUSTER,
+    "dataproc_runtime_version": VAR_RUNTIME,
+    "dataproc_service_account": VAR_SERVICE_ACCOUNT,
+    "dataproc_subnetwork": VAR_SUBNETWORK,
+    "dataproc_stream_ttl_seconds": VAR_STREAM_TTL,
     "gcs_bucket": VAR_BUCKET,
     "mlflow_tracking_uri": VAR_MLFLOW_URI,
     "mlflow_credentials_secret": VAR_MLFLOW_SECRET,

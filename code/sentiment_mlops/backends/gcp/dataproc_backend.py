@@ -79,12 +79,17 @@ class DataprocJobBackend:
     def log_tail(self, job_id: str, n: int = 50) -> list[str]:
         """The end of the driver output (`driveroutput.NNNNNNNNN` objects in the staging bucket)."""
         try:
-            prefix = self.get(job_id)["driver_output"]
-            parts = [f for f in self.store.list_files(prefix.rsplit("/", 1)[0]) if f[0].startswith(prefix)]
-            if not parts:
-                return []
-            uri, size = sorted(parts)[-1]
-            data = self.store.read_bytes(uri, start=max(0, size - DRIVER_LOG_TAIL_BYTES))
-            return data.decode("utf-8", errors="replace").splitlines()[-n:]
+            return driver_output_tail(self.store, self.get(job_id)["driver_output"], n)
         except Exception as exc:  # the tail decorates an error message; it must not replace it
             return [f"(driver log unavailable: {exc})"]
+
+
+def driver_output_tail(store: Store, prefix: str, n: int) -> list[str]:
+    """The last `n` lines of the newest `{prefix}.NNNNNNNNN` object: where Dataproc writes a job's
+    driver output, and a Serverless batch's (its runtime_info.output_uri); [] when there is none."""
+    parts = [f for f in store.list_files(prefix.rsplit("/", 1)[0]) if f[0].startswith(prefix)]
+    if not parts:
+        return []
+    uri, size = sorted(parts)[-1]
+    data = store.read_bytes(uri, start=max(0, size - DRIVER_LOG_TAIL_BYTES))
+    return data.decode("utf-8", errors="replace").splitlines()[-n:]

@@ -28,11 +28,12 @@ class TaskError(RuntimeError):
 
 
 def dataproc_target(cfg: AirflowConfig) -> job_spec.DataprocTarget:
-    """Where jobs run. The local backend needs a target too (same dicts), with placeholder names."""
+    """Where jobs run. The local and serverless backends need a target too (same dicts), with a
+    placeholder cluster name (a batch drops the placement)."""
     return job_spec.DataprocTarget(
         project_id=cfg.gcp_project_id or "",
         region=cfg.gcp_region,
-        cluster_name=cfg.dataproc_cluster_name or "local",
+        cluster_name=cfg.dataproc_cluster_name or ("serverless" if cfg.is_serverless else "local"),
         code_uri=job_spec.default_code_uri(cfg.gcs_bucket),
     )
 

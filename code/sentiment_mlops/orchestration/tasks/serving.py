@@ -15,7 +15,7 @@ from sentiment_mlops.core.job_backend import JobBackend
 from sentiment_mlops.core.naming import APP_SERVING, label_value
 from sentiment_mlops.core.storage import join_uri
 from sentiment_mlops.core.store import Store
-from sentiment_mlops.orchestration.backends import job_backend, store_for
+from sentiment_mlops.orchestration.backends import job_backend, store_for, submission_for
 from sentiment_mlops.orchestration.config import AirflowConfig
 from sentiment_mlops.orchestration.job_attempts import TaskAttempt, attempt_ids, job_for_attempt
 from sentiment_mlops.orchestration.tasks.common import (
@@ -184,12 +184,16 @@ def deploy_serving_job(
     resubmitted under a new id (orchestration.job_attempts). `cancel_wait`: cancel_and_wait's
     timeout_s / poll_s / sleep / clock."""
     job_spec.validate_job(job)
+    try:
+        submission = submission_for(cfg, job)  # on dataproc-serverless the Batch, checked before any request
+    except ValueError as exc:
+        raise TaskError(f"serving job {job['reference']['job_id']} cannot be submitted: {exc}") from exc
     job_id = job["reference"]["job_id"]
     if cfg.serving_deploy_mode != "production":
         log.info(
-            "serving_deploy_mode=test: this job would be submitted on the %s backend (nothing submitted):\n%s",
+            "serving_deploy_mode=test: this would be submitted on the %s backend (nothing submitted):\n%s",
             cfg.backend,
-            json.dumps(job, indent=2, sort_keys=True),
+            json.dumps(submission, indent=2, sort_keys=True),
         )
         return {"mode": "test", "submitted": False, "job_id": job_id, "job": job, "replaced": []}
     backend = backend or job_backend(cfg)
