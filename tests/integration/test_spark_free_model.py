@@ -23,7 +23,6 @@ import pytest
 
 from sentiment_mlops.features.text_cleaning import cleaning_sql
 from sentiment_mlops.online import model as sfm
-from sentiment_mlops.online.model.artifacts import UnsupportedModelError
 from sentiment_mlops.training.model_catalog import MODEL_SPECS
 
 pytestmark = pytest.mark.integration
@@ -342,20 +341,9 @@ LEXICON_PROBES = [
 ]
 
 
-# Known gap: the Spark-free loader does not read the lexicon's stages yet (it stops with
-# UnsupportedModelError "stage folder ... missing"), so --lexicon models are served by the stream only.
-LEXICON_NOT_SERVED = pytest.mark.xfail(
-    raises=UnsupportedModelError, strict=True, reason="Spark-free loader: lexicon stages not read yet"
-)
-
-
 @pytest.mark.parametrize(
     ("lexicon_on", "nb", "rules", "bigrams"),
-    [
-        pytest.param(True, False, "v2", False, marks=LEXICON_NOT_SERVED),
-        (False, True, "v2", False),
-        pytest.param(True, True, "v3", True, marks=LEXICON_NOT_SERVED),
-    ],
+    [(True, False, "v2", False), (False, True, "v2", False), (True, True, "v3", True)],
     ids=["lexicon", "nb-scaling", "v3-lexicon-nb-bigrams"],
 )
 def test_optional_feature_stages_equal_spark(  # type: ignore[no-untyped-def]

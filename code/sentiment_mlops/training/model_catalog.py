@@ -25,6 +25,7 @@ from sentiment_mlops.features.terms import BIGRAMS_COL, FILTERED_TOKENS_COL, NGR
 from sentiment_mlops.features.text_cleaning import (
     CLEAN_TEXT_COL,
     CLEANING_RULES,
+    NEGATION_PREFIX,
     RAW_TEXT_COL,
     TOKEN_PATTERN,
     Rules,
@@ -51,8 +52,13 @@ def cleaning_stage(
 
 
 def stop_words() -> list[str]:
-    """Spark's English stop words minus KEPT_STOP_WORDS and every contraction (`can't`, `isn't`...)."""
-    return [w for w in StopWordsRemover.loadDefaultStopWords("english") if w not in KEPT_STOP_WORDS and "'" not in w]
+    """Spark's English stop words minus KEPT_STOP_WORDS and every contraction (`can't`, `isn't`...),
+    each also in its negated form: the negation scope of the cleaning rules marks the words after a
+    negator whatever they are, and "neg_the", "neg_for", "neg_it" carry no more sentiment than "the"
+    ("i can't wait for the weekend" keeps "can't neg_wait", and reads as positive; README "Model quality").
+    The list is saved in the stage, so models saved with the shorter list are served unchanged."""
+    words = [w for w in StopWordsRemover.loadDefaultStopWords("english") if w not in KEPT_STOP_WORDS and "'" not in w]
+    return [*words, *(f"{NEGATION_PREFIX}{w}" for w in words)]
 
 
 # Off by default: hashed into the default 32,768 features, bigrams collide with words and cost 1.2-1.5

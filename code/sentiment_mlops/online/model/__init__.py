@@ -7,6 +7,8 @@ saved stage folders of the MLflow Spark artifact directly (each stage's `metadat
     SQLTransformer (text_cleaning.clean_text, after checking the saved SQL is one version of cleaning_sql())
     -> RegexTokenizer -> StopWordsRemover [-> NGram(2) -> SQLTransformer terms_sql() (features.terms)]
     -> HashingTF (murmur3, seed 42) -> IDF
+    [-> StopWordsRemover per lexicon bucket -> SQLTransformer counts_sql() -> VectorAssembler (features.lexicon)]
+    [-> ElementwiseProduct (NB scaling)]
     -> LogisticRegression | RandomForestClassificationModel | LinearSVC
 
 Predictions equal Spark's `model.transform` (tests/integration/test_spark_free_model.py checks every

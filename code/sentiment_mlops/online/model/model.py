@@ -367,8 +367,11 @@ def load_spark_ml_dir(path: str | Path, source: str | None = None) -> SparkFreeM
         raise UnsupportedModelError(f"{root} holds a {meta.get('class')}, not a Spark PipelineModel")
     uids = list((meta.get("paramMap") or {}).get("stageUids") or [])
     stages = []
+    # Spark's Pipeline writer (getStagePath) zero-pads the index to the digits of the stage count:
+    # "3_HashingTF_..." in a pipeline of 9 stages, "03_HashingTF_..." in one of 10 to 99.
+    digits = len(str(len(uids)))
     for i, uid in enumerate(uids):
-        folder = root / "stages" / f"{i}_{uid}"
+        folder = root / "stages" / f"{str(i).zfill(digits)}_{uid}"
         if not folder.is_dir():
             raise UnsupportedModelError(f"stage folder {folder.name} missing under {root / 'stages'}")
         stages.append(stage_info(i, folder))
