@@ -56,7 +56,7 @@ def _own_model(client: MlflowClient, name: str, served_version: str) -> str:
     return str(source)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_challenger_beside_the_served_model_then_removed_then_broken(
     spark: Any, mlflow_server: str, served_version: str
 ) -> None:

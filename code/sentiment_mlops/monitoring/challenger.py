@@ -134,7 +134,7 @@ def promotion_decision(
         measured_on="live",
     )
     decision["gate"] = gate.as_dict()
-    reason = f"challenger v{challenger_version}: {gate.reason} on {pair.labelled_rows} labelled rows"
+    reason = f"challenger v{challenger_version}: {gate.reason} ({pair.labelled_rows} labelled rows)"
     if not gate.promote:
         return {**decision, "reason": reason}
     if not auto_promote:
