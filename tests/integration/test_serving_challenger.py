@@ -22,10 +22,6 @@ from sentiment_mlops import jobs
 from sentiment_mlops.core.storage import local_path
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
 from sentiment_mlops.serving import job as serving_job
-from tests.fixtures_serving import (
-    SERVING_MODEL,
-    served_version_fixture,  # noqa: F401
-)
 
 pytestmark = pytest.mark.integration
 
@@ -46,24 +42,42 @@ def _wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _own_model(client: MlflowClient, name: str, served_version: str) -> str:
-    """A registered model of this test's own (other tests move SERVING_MODEL's aliases): version 1 the
-    session's trained model at @production. Returns its source, for more versions."""
-    source = client.get_model_version(SERVING_MODEL, served_version).source
-    client.create_registered_model(name)
-    client.create_model_version(name, source)
-    client.set_registered_model_alias(name, "production", "1")
-    return str(source)
+def _log_pipeline(spark: Any, sample_csv: Path, reg_param: float) -> str:
+    """A small Spark text pipeline (tokens, hashed term counts, logistic regression) fitted on 20,000
+    tweets and logged as an MLflow Spark model; returns the run's model URI. Smaller and quicker than
+    the training job, the same flavour of model to the serving job."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import HashingTF, RegexTokenizer
+
+    rows = pd.read_csv(sample_csv, header=None, names=["label", "text"], encoding="latin-1")
+    rows = rows.sample(n=20000, random_state=3).assign(label=lambda d: (d["label"] > 0).astype(float))
+    train = spark.createDataFrame(rows[["text", "label"]])
+    pipeline = Pipeline(
+        stages=[
+            RegexTokenizer(inputCol="text", outputCol="words", pattern="[^a-z']+", toLowercase=True),
+            HashingTF(inputCol="words", outputCol="features", numFeatures=1 << 14),
+            LogisticRegression(maxIter=30, regParam=reg_param),
+        ]
+    )
+    with mlflow.start_run(run_name=f"challenger-itest-{reg_param}") as run:
+        mlflow.spark.log_model(pipeline.fit(train), "model", pip_requirements=[])
+    return f"runs:/{run.info.run_id}/model"
 
 
 @pytest.mark.timeout(900)
 def test_challenger_beside_the_served_model_then_removed_then_broken(
-    spark: Any, mlflow_server: str, served_version: str
+    spark: Any, mlflow_server: str, sample_csv: Path
 ) -> None:
     client = MlflowClient(mlflow_server)
+    mlflow.set_tracking_uri(mlflow_server)
     name = "challenger-itest-stream"
-    source = _own_model(client, name, served_version)
-    challenger = client.create_model_version(name, source).version  # the same model: agreement is total
+    client.create_registered_model(name)
+    for reg_param in (0.01, 0.3):  # v1 served, v2 the challenger: another model with opinions of its own
+        uri = _log_pipeline(spark, sample_csv, reg_param)
+        client.create_model_version(name, uri, run_id=uri.split("/")[1])
+    client.set_registered_model_alias(name, "production", "1")
+    challenger = "2"
     client.set_registered_model_alias(name, "challenger", challenger)
 
     tag = "challengerstream"
@@ -88,11 +102,16 @@ def test_challenger_beside_the_served_model_then_removed_then_broken(
         # 1. both models score every row; the served columns are the served model's
         _drop(inbox, "one.csv", [("a1", "I love this, best day ever"), ("a2", "I hate this, awful and sad")])
         query.processAllAvailable()
-        first = pd.read_parquet(out).set_index("id")
+        first = pd.read_parquet(out).set_index("id").sort_index()
         assert first["prediction"].to_dict() == {"a1": 1, "a2": 0}
         assert (first["model_version"] == "1").all() and (first["challenger_model_version"] == challenger).all()
-        assert first["challenger_prediction"].to_dict() == first["prediction"].to_dict()
-        assert first["challenger_probability"].tolist() == pytest.approx(first["probability"].tolist())
+        # each column is its own model's answer: the two models scored alone give the same numbers
+        texts = spark.createDataFrame([(t,) for t in first["text"]], "text string")
+        for version, column in (("1", "probability"), (challenger, "challenger_probability")):
+            alone = serving_job.spark_model_loader(spark, "spark")(f"models:/{name}/{version}")(texts).toPandas()
+            assert first[column].tolist() == pytest.approx(alone["probability"].tolist())
+        assert first["challenger_prediction"].tolist() == (first["challenger_probability"] > 0.5).astype(int).tolist()
+        assert first["challenger_probability"].tolist() != pytest.approx(first["probability"].tolist())
 
         # 2. the alias is removed while the stream runs: the challenger is let go, the rows go on
         client.delete_registered_model_alias(name, "challenger")
@@ -119,8 +138,10 @@ def test_challenger_beside_the_served_model_then_removed_then_broken(
         assert state.watcher.current.version == "1" and state.watcher.stats.registry_errors == 0
 
         # 4. one Parquet schema for every batch, challenger or not; the batch metrics name the challenger
-        schemas = [pq.read_schema(p).remove_metadata() for p in sorted(out.rglob("part-*.parquet"))]
-        assert len(schemas) == 3 and all(s.equals(schemas[0]) for s in schemas)
+        # (names, types and order; a literal column is written as required, a NULL one as optional)
+        schemas = [pq.read_schema(p) for p in sorted(out.rglob("part-*.parquet"))]
+        columns = [[(f.name, f.type) for f in schema] for schema in schemas]
+        assert len(columns) == 3 and all(c == columns[0] for c in columns), columns
         expected = [n for n, _ in serving_job.OUTPUT_COLUMNS if n != "batch_id"] + ["stream", "batch_id"]
         assert schemas[0].names == expected
         metrics_dir = local_path(f"gs://{tag}-predictions") / "_metrics" / "batches"
