@@ -34,6 +34,8 @@ Optional:
   --checkpoint URI        SERVING_CHECKPOINT (default gs://NAME-checkpoint/streaming/SOURCE_TYPE)
   --model-name NAME       SERVING_MODEL_NAME (default twitter-sentiment-model-best)
   --model-stage STAGE     SERVING_MODEL_STAGE
+  --challenger-alias ALIAS  SERVING_CHALLENGER_ALIAS (shadow challenger scored beside the served model
+                          while the alias exists; default challenger, none: off)
   --job-id ID             SERVING_JOB_ID (default sentiment-serving-SOURCE_TYPE-UTCSTAMP)
   --code-uri URI          CODE_URI (default gs://NAME-code/jobs)
   --keep-existing [true|false]  SERVING_KEEP_EXISTING=true: do not stop running serving jobs
@@ -59,6 +61,7 @@ OUTPUT_PATH="${SERVING_OUTPUT_PATH:-}"
 CHECKPOINT="${SERVING_CHECKPOINT:-}"
 MODEL_NAME="${SERVING_MODEL_NAME:-}"
 MODEL_STAGE="${SERVING_MODEL_STAGE:-}"
+CHALLENGER_ALIAS="${SERVING_CHALLENGER_ALIAS:-}"
 JOB_ID="${SERVING_JOB_ID:-}"
 CODE_URI="${CODE_URI:-}"
 KEEP_EXISTING="${SERVING_KEEP_EXISTING:-false}"
@@ -90,6 +93,7 @@ while [ $# -gt 0 ]; do
     --checkpoint|--checkpoint=*) CHECKPOINT="$(value --checkpoint "$@")"; shift "$(nshift "$1")" ;;
     --model-name|--model-name=*) MODEL_NAME="$(value --model-name "$@")"; shift "$(nshift "$1")" ;;
     --model-stage|--model-stage=*) MODEL_STAGE="$(value --model-stage "$@")"; shift "$(nshift "$1")" ;;
+    --challenger-alias|--challenger-alias=*) CHALLENGER_ALIAS="$(value --challenger-alias "$@")"; shift "$(nshift "$1")" ;;
     --job-id|--job-id=*) JOB_ID="$(value --job-id "$@")"; shift "$(nshift "$1")" ;;
     --code-uri|--code-uri=*) CODE_URI="$(value --code-uri "$@")"; shift "$(nshift "$1")" ;;
     --write-kafka|--write-kafka=*) WRITE_KAFKA="$(flag_value "$@")"; shift "$(flag_shift "$@")" ;;
@@ -143,6 +147,7 @@ job_opts=(--kind serving --project-id "$PROJECT" --region "$REGION" --cluster "$
 [ -z "$KAFKA_OUT_BOOTSTRAP" ] || job_opts+=(--kafka-output-bootstrap "$KAFKA_OUT_BOOTSTRAP")
 [ -z "$KAFKA_OUT_TOPIC" ] || job_opts+=(--kafka-output-topic "$KAFKA_OUT_TOPIC")
 [ -z "$MODEL_STAGE" ] || job_opts+=(--model-stage "$MODEL_STAGE")
+[ -z "$CHALLENGER_ALIAS" ] || job_opts+=(--challenger-alias "$CHALLENGER_ALIAS")
 [ -z "${SERVING_MODEL_FLAVOR:-}" ] || job_opts+=(--model-flavor "$SERVING_MODEL_FLAVOR")
 [ -z "${SERVING_BATCH_INTERVAL:-}" ] || job_opts+=(--batch-interval-seconds "$SERVING_BATCH_INTERVAL")
 [ -z "${SERVING_RELOAD_INTERVAL:-}" ] || job_opts+=(--reload-interval-seconds "$SERVING_RELOAD_INTERVAL")

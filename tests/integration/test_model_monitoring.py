@@ -215,3 +215,94 @@ def test_dags_test_alert_mail_retraining_and_failure_mail(
     assert "email notification failed (the work it reports on goes on)" in out
     assert len(_triggered_training_runs(home)) == 2 and len(smtp_server.messages) == 2
     assert len(slack_messages) == 3  # the other channel still carried the alert
+
+
+# --- the shadow challenger ------------------------------------------------------------------------------
+
+
+def test_challenger_is_reported_and_promoted_only_when_auto_promotion_is_on(
+    sentiment_home: Path, mlflow_server: str, sample_csv: Path, pushgateway: str
+) -> None:
+    """600 labelled live rows scored by both: the challenger is right on 540, production on 480. Off (the
+    default), the report says it would win and nothing moves; on, @production moves to it."""
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_mlops.backends.local.store import LocalStore
+    from sentiment_mlops.core.settings import load_settings
+    from sentiment_mlops.monitoring.profile import build_vocabulary
+    from sentiment_mlops.orchestration.config import AirflowConfig
+    from sentiment_mlops.orchestration.monitoring_config import MonitoringConfig
+    from sentiment_mlops.orchestration.tasks.monitoring import run_monitoring
+
+    name = "monitor-c-best"
+    reference = tweets(sample_csv, 0, 2000).assign(prediction=lambda d: d["label"])
+    vocabulary = build_vocabulary(reference["text"])
+    production = register_profiled_model(mlflow_server, name, reference, vocabulary)
+    challenger = register_profiled_model(mlflow_server, name, reference, vocabulary)  # takes @production...
+    client = MlflowClient(mlflow_server)
+    client.set_registered_model_alias(name, "production", production)  # ...given back; the other is challenger
+    client.set_registered_model_alias(name, "challenger", challenger)
+
+    live = tweets(sample_csv, 40000, 600)
+    wrong_served = live.index < 120  # production errs on the first 120 rows, the challenger on 60 of those
+    live = live.assign(
+        prediction=(live["label"] ^ wrong_served).astype(int),
+        challenger_prediction=(live["label"] ^ (live.index < 60)).astype("int32"),
+        challenger_model_version=challenger,
+    )
+    now = _now()
+    root = load_settings("local").bucket_root
+    write_predictions(root, "mon-c", live, name, production, now - timedelta(minutes=30), 1)
+    cfg = AirflowConfig(gcs_bucket="mon-c", mlflow_tracking_uri=mlflow_server, serving_model_name=name)
+    store = LocalStore(load_settings("local"))
+    mcfg = MonitoringConfig(pushgateway_url=pushgateway, experiment="mon-c", min_rows=200, window_hours=2)
+
+    off = run_monitoring(cfg, mcfg, "report-only", now=now, store=store)
+    shadow = off["challenger"]
+    assert (shadow["alias"], shadow["version"], shadow["promote"], shadow["would_promote"]) == (
+        "challenger",
+        challenger,
+        False,
+        True,
+    )
+    pair = shadow["comparison"]
+    assert (pair["rows"], pair["labelled_rows"], pair["agreement"]) == (600, 600, 0.9)
+    assert (pair["served_accuracy"], pair["challenger_accuracy"]) == (0.8, 0.9)
+    assert shadow["reason"].endswith("monitoring_challenger_auto_promote is off: report only")
+    assert client.get_model_version_by_alias(name, "production").version == production
+    run = client.get_run(off["mlflow_run_id"])
+    assert run.data.metrics["challenger_agreement"] == 0.9 and run.data.metrics["challenger_live_accuracy"] == 0.9
+    assert run.data.tags["challenger_promoted"] == "false"
+    metrics = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5).read().decode()
+    pair_labels = f'challenger_version="{challenger}",instance="",job="sentiment_model_monitoring"'
+    assert f'sentiment_challenger_agreement{{{pair_labels},model_version="{production}"}} 0.9\n' in metrics
+    assert (
+        f'sentiment_challenger_live_accuracy{{{pair_labels},model_version="{production}",role="challenger"}} 0.9\n'
+        in metrics
+    )
+
+    # Too few labelled rows for the Variable: no verdict even with auto-promotion on.
+    strict = MonitoringConfig(experiment="mon-c", min_rows=200, window_hours=2, challenger_auto_promote=True,
+                              challenger_min_labelled_rows=601)  # fmt: skip
+    short = run_monitoring(cfg, strict, "too-few", now=now, store=store)
+    assert short["challenger"]["promote"] is False and "600 labelled rows < " in short["challenger"]["reason"]
+    assert client.get_model_version_by_alias(name, "production").version == production
+
+    on = MonitoringConfig(experiment="mon-c", min_rows=200, window_hours=2, challenger_auto_promote=True,
+                          challenger_min_labelled_rows=600)  # fmt: skip
+    promoted = run_monitoring(cfg, on, "promote", now=now, store=store)
+    assert promoted["challenger"]["promoted"] is True
+    assert client.get_model_version_by_alias(name, "production").version == challenger
+    assert "challenger" not in client.get_registered_model(name).aliases  # the next challenger is named on purpose
+    tags = client.get_model_version(name, challenger).tags
+    assert tags["promotion_reason"] == (
+        f"challenger v{challenger}: live accuracy 0.9000 > production v{production} (0.8000) (600 labelled rows)"
+    )
+    assert tags["promoted_by"] == "sentiment_model_monitoring promote"
+    assert client.get_run(promoted["mlflow_run_id"]).data.tags["challenger_promoted"] == "true"
+    report = json.loads(store.read_bytes(promoted["json_uri"]))
+    assert report["challenger"]["decision"]["gate"]["candidate_accuracy"] == 0.9
+
+    # The next hour: the alias is gone, nothing more to decide.
+    again = run_monitoring(cfg, on, "after", now=now, store=store)
+    assert again["challenger"]["version"] is None and again["challenger"]["promote"] is False

@@ -187,6 +187,16 @@ def test_deploy_dry_run_submits_the_builders_serving_job(tmp_path: Path) -> None
     assert list_at < next(i for i, ln in enumerate(lines) if ln.startswith("gcloud dataproc jobs submit"))
 
 
+def test_deploy_passes_the_challenger_alias_to_the_job(tmp_path: Path) -> None:
+    env = _clean_env(**SETTINGS, SERVING_CHALLENGER_ALIAS="shadow", BUILD_DIR=str(tmp_path))
+    assert "--challenger-alias=shadow" in _submit_line(_run(DEPLOY, "--dry-run", "--keep-existing", env=env).stdout)
+    off = _run(DEPLOY, "--dry-run", "--keep-existing", "--challenger-alias", "none", env=env)
+    assert off.returncode == 0, off.stderr
+    assert "--challenger-alias=none" in _submit_line(off.stdout)  # the flag wins over the environment
+    bad = _run(DEPLOY, "--dry-run", "--challenger-alias", "production", env=env)
+    assert bad.returncode != 0 and "the served model's own alias" in bad.stderr
+
+
 def test_deploy_file_source_defaults_and_keep_existing(tmp_path: Path) -> None:
     env = _clean_env(**SETTINGS, SERVING_JOB_ID="serve-ci-2", BUILD_DIR=str(tmp_path))
     proc = _run(DEPLOY, "--dry-run", "--keep-existing", env=env)

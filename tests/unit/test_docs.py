@@ -189,7 +189,8 @@ def exported_metric_names() -> set[str]:
 
     watcher: ModelWatcher[Any] = ModelWatcher("http://127.0.0.1:1", "m", "Production", loader=lambda uri: None)
     names = {"sentiment_online_model_info", "sentiment_stream_model_info", "sentiment_stream_backlog"}
-    for registry in (ServerMetrics(watcher).registry, StreamMetrics(watcher, "file").registry):
+    stream = StreamMetrics(watcher, "file", challenger=watcher)  # with the shadow challenger's series
+    for registry in (ServerMetrics(watcher).registry, stream.registry):
         for family in registry.collect():
             names.add(family.name)
             names.update(sample.name for sample in family.samples)

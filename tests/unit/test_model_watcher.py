@@ -433,3 +433,31 @@ def test_load_failing_on_an_unreachable_server_is_retried_next_poll_not_rejected
     unreachable.clear()
     assert w.check_once() == ("1", "2", True)
     assert w.describe()["transient_load_failures"] == 2
+
+
+def test_an_optional_alias_may_name_nothing_and_may_go_away(reg: Registry) -> None:
+    """The streaming job's shadow challenger: no alias is a normal state, not a registry error."""
+    w = Watcher(reg, "challenger", optional=True)
+    assert w.check_once() == (None, None, False) and w.current is None
+    reg.aliases["challenger"] = "2"
+    assert w.check_once() == (None, "2", True) and w.current is not None
+    del reg.aliases["challenger"]
+    assert w.check_once() == ("2", None, True) and w.current is None
+    assert w.stats.dropped == 1 and w.stats.registry_errors == 0
+    reg.aliases["challenger"] = "3"
+    w.broken.add("3")
+    assert w.check_once() == (None, None, False)  # rejected without raising: nothing was held
+    assert "3" in w.stats.rejected_versions and w.current is None
+    with pytest.raises(LookupError, match="has no version at @shadow"):
+        Watcher(reg, "shadow").check_once()  # a served alias that names nothing is an error
+
+
+def test_a_version_that_breaks_in_use_is_rejected_and_let_go(reg: Registry) -> None:
+    reg.aliases["challenger"] = "2"
+    w = Watcher(reg, "challenger", optional=True)
+    w.check_once()
+    assert w.reject("2", "failed a batch") is True and w.current is None
+    assert w.check_once() == (None, None, False) and w.loads == ["models:/m/2"]  # not loaded again
+    served = Watcher(reg)
+    served.check_once()
+    assert served.reject("1", "x") is False and served.current is not None  # the served model keeps serving

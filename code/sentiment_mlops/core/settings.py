@@ -31,6 +31,8 @@ DEFAULT_REGISTERED_MODEL_NAME = "twitter-sentiment-model"
 DEFAULT_EXPERIMENT = "sentiment-analysis-pipeline"
 DEFAULT_MLFLOW_PORT = 5000
 PRODUCTION_ALIAS = "production"
+# The shadow model the serving job scores beside the served one when the alias exists (see README).
+CHALLENGER_ALIAS = "challenger"
 DEFAULT_SERVING_MODEL = f"{DEFAULT_REGISTERED_MODEL_NAME}-best"
 DEFAULT_KAFKA_INPUT_TOPIC = "tweets"
 DEFAULT_KAFKA_OUTPUT_TOPIC = "predictions"

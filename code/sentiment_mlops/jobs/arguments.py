@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from sentiment_mlops.core.settings import DEFAULT_EXPERIMENT, DEFAULT_REGISTERED_MODEL_NAME
 from sentiment_mlops.jobs.layout import check_source_type
+from sentiment_mlops.registry.lookups import challenger_alias as _challenger_alias
 
 MODEL_FLAVORS = ("spark", "pyfunc")
 
@@ -135,12 +136,14 @@ def serving_args(
     metrics_host: str | None = None,
     pushgateway_url: str | None = None,
     mlflow_credentials_secret: str = "",
+    challenger_alias: str | None = None,
     extra: list[str] | None = None,
 ) -> list[str]:
     """`--flag=value` arguments of the streaming serving job, then `extra`. Optional settings left as
     None are omitted so the job's own defaults apply; `--write-kafka` is a presence flag. Raises
     ValueError for a missing or out-of-range setting. `metrics_port` (the driver's Prometheus
-    endpoint) and `pushgateway_url` are off when None."""
+    endpoint) and `pushgateway_url` are off when None. `challenger_alias`: the shadow challenger's
+    alias ("" or "none": off; None: the job's default, `challenger`)."""
     _check_serving_source(source_type, input_path, kafka_bootstrap, kafka_topic)
     if model_flavor not in MODEL_FLAVORS:
         raise ValueError(f"model_flavor must be one of {', '.join(MODEL_FLAVORS)}, got {model_flavor!r}")
@@ -150,6 +153,7 @@ def serving_args(
         raise ValueError(f"metrics_port must be a TCP port (1-65535) when given, got {metrics_port}")
     if pushgateway_url and not str(pushgateway_url).startswith(("http://", "https://")):
         raise ValueError(f"pushgateway_url must be an http(s):// URL when given, got {pushgateway_url!r}")
+    challenger = None if challenger_alias is None else (_challenger_alias(challenger_alias, model_stage) or "none")
     # Predictions go back to the input brokers unless told otherwise.
     out_bootstrap = kafka_output_bootstrap or kafka_bootstrap
     if write_kafka and not (out_bootstrap and kafka_output_topic):
@@ -177,6 +181,7 @@ def serving_args(
         "--metrics-port": metrics_port,
         "--metrics-host": metrics_host if metrics_port is not None else None,
         "--pushgateway-url": pushgateway_url,
+        "--challenger-alias": challenger,
     }
     if write_kafka:
         args.append("--write-kafka")

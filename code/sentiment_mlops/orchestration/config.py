@@ -32,6 +32,8 @@ serving_model_stage        Production                                  stage wor
 serving_source_type        file                                        file | kafka
 serving_batch_interval     30                                          seconds between micro-batches
 serving_reload_interval    300                                         seconds between model reload checks
+serving_challenger_alias   challenger                                  alias of the shadow challenger scored
+                                                                       beside the served model; none: off
 serving_metrics_port       (none: off)                                 driver port of the stream's Prometheus
                                                                        endpoint (e.g. 9108)
 serving_metrics_host       127.0.0.1                                   address that endpoint binds to
@@ -54,6 +56,7 @@ from sentiment_mlops.core.errors import ConfigError
 from sentiment_mlops.core.naming import DEFAULT_BUCKET, DEFAULT_TRAINING_FILE, SOURCE_TYPES
 from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
     BACKENDS,
+    CHALLENGER_ALIAS,
     DEFAULT_KAFKA_INPUT_TOPIC,
     DEFAULT_KAFKA_OUTPUT_TOPIC,
     DEFAULT_MLFLOW_PORT,
@@ -61,6 +64,7 @@ from sentiment_mlops.core.settings import (  # noqa: F401 - re-exported
     SERVERLESS_BACKEND,
 )
 from sentiment_mlops.jobs.serverless import DEFAULT_RUNTIME, MAX_TTL_SECONDS, MIN_TTL_SECONDS, execution_problems
+from sentiment_mlops.registry.lookups import challenger_alias
 from sentiment_mlops.registry.mlflow_credentials import SECRET_NAME
 
 GCP_CONN_ID = "google_cloud_default"
@@ -92,6 +96,7 @@ VAR_MODEL_STAGE = "serving_model_stage"
 VAR_SOURCE_TYPE = "serving_source_type"
 VAR_BATCH_INTERVAL = "serving_batch_interval"
 VAR_RELOAD_INTERVAL = "serving_reload_interval"
+VAR_CHALLENGER_ALIAS = "serving_challenger_alias"
 VAR_METRICS_PORT = "serving_metrics_port"
 VAR_METRICS_HOST = "serving_metrics_host"
 VAR_PUSHGATEWAY_URL = "serving_pushgateway_url"
@@ -119,6 +124,7 @@ ALL_VARIABLES = (
     VAR_SOURCE_TYPE,
     VAR_BATCH_INTERVAL,
     VAR_RELOAD_INTERVAL,
+    VAR_CHALLENGER_ALIAS,
     VAR_METRICS_PORT,
     VAR_METRICS_HOST,
     VAR_PUSHGATEWAY_URL,
@@ -173,6 +179,7 @@ class AirflowConfig:
     serving_source_type: str = "file"
     serving_batch_interval: int = 30
     serving_reload_interval: int = 300
+    serving_challenger_alias: str = CHALLENGER_ALIAS  # "" = off
     serving_metrics_port: int | None = None
     serving_metrics_host: str = "127.0.0.1"
     serving_pushgateway_url: str | None = None
@@ -284,6 +291,16 @@ def _validate_values(values: dict[str, Any], names: Mapping[str, str]) -> list[s
             )
         else:
             values["serving_metrics_port"] = port
+    if "serving_challenger_alias" in names:
+        try:
+            values["serving_challenger_alias"] = challenger_alias(
+                str(values["serving_challenger_alias"]), str(values["serving_model_stage"])
+            )
+        except ValueError as exc:
+            errors.append(
+                f"{name('serving_challenger_alias')}={values['serving_challenger_alias']!r} is invalid ({exc}); "
+                "allowed values: an alias other than the served one, or none (off)"
+            )
     pushgateway = values.get("serving_pushgateway_url")
     if "serving_pushgateway_url" in names and pushgateway and not re.match(r"^https?://", str(pushgateway)):
         errors.append(
@@ -369,6 +386,7 @@ _FIELD_VARIABLES = {
     "serving_source_type": VAR_SOURCE_TYPE,
     "serving_batch_interval": VAR_BATCH_INTERVAL,
     "serving_reload_interval": VAR_RELOAD_INTERVAL,
+    "serving_challenger_alias": VAR_CHALLENGER_ALIAS,
     "serving_metrics_port": VAR_METRICS_PORT,
     "serving_metrics_host": VAR_METRICS_HOST,
     "serving_pushgateway_url": VAR_PUSHGATEWAY_URL,

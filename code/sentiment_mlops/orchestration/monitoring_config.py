@@ -19,6 +19,11 @@ monitoring_alert_cooldown_hours   24                               no second ale
 monitoring_pushgateway_url        (none: no push)                  Prometheus Pushgateway, e.g.
                                                                    http://127.0.0.1:9091
 monitoring_experiment             sentiment-monitoring             MLflow experiment of the runs
+monitoring_challenger_auto_        false                            true: the shadow challenger takes
+promote                                                            @production when it wins (else the
+                                                                   verdict is only reported)
+monitoring_challenger_min_         500                              fewer labelled rows scored by both:
+labelled_rows                                                      no promotion verdict
 ================================  ===============================  ====================================
 """
 
@@ -44,6 +49,8 @@ class MonitoringConfig:
     alert_cooldown_hours: float = 24.0
     pushgateway_url: str = ""
     experiment: str = "sentiment-monitoring"
+    challenger_auto_promote: bool = False
+    challenger_min_labelled_rows: int = 500
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,8 +68,12 @@ _RANGES: dict[str, tuple[float, float]] = {
     "accuracy_floor": (0.0, 1.0),
     "min_rows": (1, 10**9),
     "min_labelled_rows": (1, 10**9),
+    "challenger_min_labelled_rows": (1, 10**9),
     "alert_cooldown_hours": (0.0, 24 * 366),
 }
+
+
+_BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
 
 
 def load_monitoring_config(get: Callable[[str, str | None], str | None] | Mapping[str, Any]) -> MonitoringConfig:
@@ -81,6 +92,12 @@ def load_monitoring_config(get: Callable[[str, str | None], str | None] | Mappin
             continue
         if isinstance(default, str):
             values[f.name] = text
+            continue
+        if isinstance(default, bool):
+            if text.lower() not in _BOOLEANS:
+                errors.append(f"{name}={text!r} is invalid; allowed values: true, false")
+            else:
+                values[f.name] = _BOOLEANS[text.lower()]
             continue
         low, high = _RANGES[f.name]
         try:

@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sentiment_mlops.core.settings import PRODUCTION_ALIAS
+from sentiment_mlops.core.settings import CHALLENGER_ALIAS, PRODUCTION_ALIAS
 
 if TYPE_CHECKING:  # mlflow is imported where it is used: importing it also imports pyspark when
     # installed, and the Spark-free online server imports this module
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 LEGACY_STAGES = ("None", "Staging", "Production", "Archived")
 BEST_SUFFIX = "best"
 CANDIDATE_ALIAS = "candidate"
+# Values of a challenger-alias setting that turn the shadow challenger off.
+CHALLENGER_OFF = ("", "none", "off", "false", "-")
 
 
 class MlflowUnreachableError(RuntimeError):
@@ -53,6 +55,23 @@ def alias_for(stage_or_alias: str) -> str:
     if not value:
         raise ValueError("empty model stage/alias")
     return value.lower() if value in LEGACY_STAGES or value.title() in LEGACY_STAGES else value
+
+
+def challenger_alias(value: str | None, served: str = PRODUCTION_ALIAS) -> str:
+    """The challenger alias a setting names: `CHALLENGER_ALIAS` for None, "" (off) for one of
+    CHALLENGER_OFF, else the alias (a stage word maps like `alias_for`). Raises ValueError for a version
+    number or the alias of the served model (`served`: its stage word, alias or version)."""
+    if value is None:
+        return CHALLENGER_ALIAS
+    text = value.strip()
+    if text.lower() in CHALLENGER_OFF:
+        return ""
+    if text.isdigit():
+        raise ValueError(f"challenger alias {text!r} is a version number; name an alias (e.g. {CHALLENGER_ALIAS})")
+    alias = alias_for(text)
+    if not served.strip().isdigit() and alias == alias_for(served):
+        raise ValueError(f"challenger alias {alias!r} is the served model's own alias; name another one")
+    return alias
 
 
 def model_uri(name: str, stage_or_alias: str = "Production") -> str:

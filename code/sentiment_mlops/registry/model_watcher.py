@@ -7,6 +7,10 @@ A version that fails to load or fails the check is rejected (and remembered, so 
 every poll) while the current one keeps serving. A load that failed because the registry or the
 artifact store could not be reached (:func:`is_transient_failure`) is not a verdict on the model: that
 version is tried again on the next poll. Registry errors back off exponentially.
+
+An `optional` watcher (the streaming job's shadow challenger) treats an alias that names no version as
+a normal state, not an error: it holds no model then, and drops the one it held when the alias is
+removed.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class WatcherStats:
     reload_failures: int = 0
     registry_errors: int = 0
     transient_load_failures: int = 0  # loads that failed on an unreachable server: retried next poll
+    dropped: int = 0  # optional watcher: times its alias was removed and the model let go
     rejected_versions: dict[str, str] = field(default_factory=dict)  # version -> reason
     last_check_at: str | None = None
 
@@ -107,6 +112,7 @@ class ModelWatcher(Generic[M]):
         smoke_check: Callable[[M], None] | None = None,
         poll_seconds: float = 300.0,
         max_backoff_seconds: float = 300.0,
+        optional: bool = False,
     ) -> None:
         prefer_fast_registry_failures()
         self.tracking_uri = tracking_uri
@@ -117,6 +123,7 @@ class ModelWatcher(Generic[M]):
         self._smoke_check = smoke_check or (lambda _m: None)
         self.poll_seconds = poll_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.optional = optional
         self.stats = WatcherStats()
         self._current: LoadedModel[M] | None = None
         self._lock = threading.Lock()  # serialises reloads, never taken by readers
@@ -140,11 +147,14 @@ class ModelWatcher(Generic[M]):
         """Ask the registry, load and swap if the alias moved. Returns (old, new, changed).
 
         Raises on registry errors (the poll loop backs off); load/smoke failures are recorded and
-        the current model is kept."""
+        the current model is kept. An optional watcher whose alias names no version drops its model
+        (new is None)."""
         with self._lock:
             self.stats.last_check_at = datetime.now(UTC).isoformat(timespec="seconds")
             old = self._current
             resolved = registry.resolve_version(self._client(), self.name, self.stage_or_alias)
+            if resolved is None and self.optional:
+                return self._drop(old)
             if resolved is None:
                 raise LookupError(f"registered model {self.name} has no version at @{self.alias}")
             if old is not None and resolved.version == old.version:
@@ -156,7 +166,8 @@ class ModelWatcher(Generic[M]):
                 self._smoke_check(model)
             except Exception as exc:  # any failure of a candidate keeps the current model serving
                 self._record_failure(resolved.version, exc, old)
-                return old.version, old.version, False  # type: ignore[union-attr]  # old is set here
+                kept = old.version if old else None  # None: an optional watcher holding nothing
+                return kept, kept, False
             new = LoadedModel(
                 model=model,
                 name=self.name,
@@ -178,9 +189,19 @@ class ModelWatcher(Generic[M]):
                 listener(old, new)
             return (old.version if old else None), new.version, True
 
+    def _drop(self, old: LoadedModel[M] | None) -> tuple[str | None, str | None, bool]:
+        """The optional alias names nothing (any more): hold no model."""
+        if old is None:
+            return None, None, False
+        self._current = None
+        self.stats.dropped += 1
+        log.info("@%s of %s names no version any more: v%s no longer used", self.alias, self.name, old.version)
+        return old.version, None, True
+
     def _record_failure(self, version: str, exc: Exception, old: LoadedModel[M] | None) -> None:
         """Count a failed candidate: remembered as rejected unless a server could not be reached (then
-        it is tried again on the next poll). Re-raises when nothing serves yet."""
+        it is tried again on the next poll). Re-raises when nothing serves yet, unless the watcher is
+        optional (holding nothing is a normal state there)."""
         text = str(exc).strip()
         reason = f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
         self.stats.reload_failures += 1
@@ -191,8 +212,21 @@ class ModelWatcher(Generic[M]):
             self.stats.rejected_versions[version] = reason
             serving = f"v{old.version}" if old else "nothing"
             log.error("rejected %s v%s (%s); still serving %s", self.name, version, reason, serving)
-        if old is None:
+        if old is None and not self.optional:
             raise exc
+
+    def reject(self, version: str, reason: str) -> bool:
+        """Reject `version` found broken while in use (e.g. a batch failed with it): it is not loaded
+        again, and an optional watcher holding it lets it go. True when it was the current model."""
+        with self._lock:
+            self.stats.rejected_versions[version] = reason
+            self.stats.reload_failures += 1
+            cur = self._current
+            if cur is None or cur.version != version or not self.optional:
+                return False
+            self._current = None
+            log.error("rejected %s v%s while in use (%s); no longer used", self.name, version, reason)
+            return True
 
     def forget_rejected(self) -> None:
         """Let the next check retry versions rejected earlier (e.g. after an operator fixed them)."""

@@ -2,6 +2,12 @@
 the model the MLflow registry names, hot-swapped without stopping, written to date-partitioned
 Parquet exactly once (and optionally to a Kafka topic, at least once).
 
+Shadow challenger: while the registry's `@challenger` alias (`--challenger-alias`) names a version of the
+served model, every row is also scored with it, in the same pass, and its label, probability and version
+go into the `challenger_*` columns beside the served prediction (NULL while there is no challenger). The
+challenger never replaces the served prediction, and a missing, unloadable or failing challenger only
+empties those columns: the stream goes on.
+
 Entry script: `code/streaming_serving_mlflow_hdfs_kafka_optimize.py` (Dataproc's, `SERVING_ENTRY`);
 `code/streaming_serving_mlflow_hdfs_kafka.py` is an alias of it.
 """
@@ -19,13 +25,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from sentiment_mlops.core.cli_flags import add_bool_flag
 from sentiment_mlops.core.job_logging import configure_logging
-from sentiment_mlops.core.settings import DEFAULT_KAFKA_INPUT_TOPIC, DEFAULT_KAFKA_OUTPUT_TOPIC, DEFAULT_SERVING_MODEL
+from sentiment_mlops.core.settings import (
+    CHALLENGER_ALIAS,
+    DEFAULT_KAFKA_INPUT_TOPIC,
+    DEFAULT_KAFKA_OUTPUT_TOPIC,
+    DEFAULT_SERVING_MODEL,
+)
 from sentiment_mlops.core.spark_session import get_spark, job_settings
 from sentiment_mlops.core.storage import join_uri, resolve_uri
 from sentiment_mlops.registry import lookups as registry
@@ -58,9 +69,15 @@ OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("raw_score", "double"),  # rawPrediction[1]: the margin for LinearSVC, the raw score otherwise
     ("model_name", "string"),
     ("model_version", "string"),
+    # the shadow challenger's view of the same row: NULL when no challenger scored it
+    ("challenger_prediction", "int"),
+    ("challenger_probability", "double"),
+    ("challenger_model_version", "string"),
     ("prediction_timestamp", "timestamp"),
     ("batch_id", "bigint"),
 )
+CHALLENGER_COLUMNS = ("challenger_prediction", "challenger_probability", "challenger_model_version")
+_SERVED = "_served_row"  # the served row, packed while the challenger scores it (no name clashes)
 QUARANTINE_COLUMNS = ("source", "source_row", "raw", "error", "quarantined_at")  # + stream, batch_id, date
 
 
@@ -84,6 +101,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default=DEFAULT_SERVING_MODEL)
     p.add_argument("--model-stage", default="Production", help="stage word (-> alias), alias, or version number")
     p.add_argument("--model-flavor", choices=("spark", "pyfunc"), default="spark")
+    p.add_argument(
+        "--challenger-alias",
+        default=CHALLENGER_ALIAS,
+        help="registry alias of a shadow challenger scored beside the served model while the alias exists "
+        f"(challenger_* columns); '' or none: off (default {CHALLENGER_ALIAS})",
+    )
     p.add_argument("--batch-interval-seconds", type=int, default=30)
     p.add_argument("--reload-interval-seconds", type=int, default=300)
     add_bool_flag(p, "--write-kafka", "also write the predictions to --kafka-output-topic")
@@ -112,6 +135,7 @@ def validate_args(args: argparse.Namespace) -> None:
     args.quarantine_path = args.quarantine_path or join_uri(args.output_path, "quarantine")
     args.metrics_path = args.metrics_path or join_uri(args.output_path, serving_sinks.METRICS_DIR)
     args.kafka_output_bootstrap = args.kafka_output_bootstrap or args.kafka_bootstrap
+    args.challenger_alias = registry.challenger_alias(args.challenger_alias, args.model_stage)
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -165,6 +189,7 @@ class BatchStats:
     predicted: int = 0
     quarantined: int = 0
     model_version: str | None = None
+    challenger_version: str | None = None  # the shadow challenger that scored the batch, if any
     latency_s_avg: float | None = None  # arrival (file modification / message time) -> batch commit
     latency_s_max: float | None = None
     seconds: float = 0.0
@@ -186,31 +211,64 @@ class ServingState:
     totals: dict[str, int] = field(default_factory=lambda: {"predicted": 0, "quarantined": 0, "batches": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
     exporter: prometheus_metrics.StreamExporter | None = None  # --metrics-port / --pushgateway-url
+    challenger: ModelWatcher[Any] | None = None  # --challenger-alias (None: off)
 
 
-def score_batch(parsed: DataFrame, current: LoadedModel[Any], batch_id: int, now: datetime, include_features: bool):
+def score_batch(
+    parsed: DataFrame,
+    current: LoadedModel[Any],
+    batch_id: int,
+    now: datetime,
+    include_features: bool,
+    challenger: LoadedModel[Any] | None = None,
+):
     """Good rows of a parsed batch -> the fixed output columns (serving_sinks adds `stream`; `date`
-    is the folder name)."""
+    is the folder name), with the shadow `challenger`'s prediction beside the served one when given."""
     good = parsed.filter(F.col("error").isNull()).select(
         "id", "text", "label", "event_timestamp", "source", "source_row"
     )
     scored = current.model(good)
-    cols = [
-        F.col(name).cast(kind).alias(name) if name in scored.columns else F.lit(None).cast(kind).alias(name)
-        for name, kind in OUTPUT_COLUMNS
-        if name not in ("model_name", "model_version", "prediction_timestamp", "batch_id")
-    ]
+    fixed = {
+        "model_name": F.lit(current.name),
+        "model_version": F.lit(current.version),
+        "prediction_timestamp": F.lit(now),
+        "batch_id": F.lit(batch_id),
+    }
+
+    def column(name: str, kind: str) -> Column:
+        if name in fixed:
+            return fixed[name].cast(kind).alias(name)
+        if name in scored.columns and name not in CHALLENGER_COLUMNS:
+            return F.col(name).cast(kind).alias(name)
+        return F.lit(None).cast(kind).alias(name)
+
     out = scored.select(
-        *cols,
-        F.lit(current.name).alias("model_name"),
-        F.lit(current.version).alias("model_version"),
-        F.lit(now).cast("timestamp").alias("prediction_timestamp"),
-        F.lit(batch_id).cast("bigint").alias("batch_id"),
+        *(column(name, kind) for name, kind in OUTPUT_COLUMNS),
         *([F.col("features")] if include_features and "features" in scored.columns else []),
     )
+    if challenger is not None:
+        out = with_challenger(out, challenger)
     # Rows without an id get a stable one, so a replay produces the same keys.
     return out.withColumn(
         "id", F.coalesce(F.col("id"), F.concat_ws(":", F.col("source"), F.col("source_row").cast("string")))
+    )
+
+
+def with_challenger(served: DataFrame, challenger: LoadedModel[Any]) -> DataFrame:
+    """`served` with the challenger's label, P(positive) and version in the challenger_* columns. The
+    served row rides along packed in one struct column while the challenger's pipeline adds its own
+    columns (its `prediction`, `features`, ...), then comes back unchanged: one pass, no join."""
+    packed = served.select(F.struct(*[F.col(c) for c in served.columns]).alias(_SERVED), F.col("text"))
+    scored = challenger.model(packed)
+    has_probability = "probability" in scored.columns
+    mine = {
+        "challenger_prediction": F.col("prediction").cast("int"),
+        "challenger_probability": F.col("probability").cast("double") if has_probability else F.lit(None),
+        "challenger_model_version": F.lit(challenger.version),
+    }
+    kinds = dict(OUTPUT_COLUMNS)
+    return scored.select(
+        *(mine[c].cast(kinds[c]).alias(c) if c in mine else F.col(f"{_SERVED}.{c}").alias(c) for c in served.columns)
     )
 
 
@@ -253,10 +311,30 @@ def write_predictions(state: ServingState, predictions: DataFrame, date: str, st
 def score_and_write(
     state: ServingState, parsed: DataFrame, current: LoadedModel[Any], stats: BatchStats, now: datetime, stream: str
 ) -> None:
-    """Score the good rows and write them (one pass; `stats.predicted` is already counted)."""
-    if stats.predicted:
+    """Score the good rows and write them (one pass; `stats.predicted` is already counted). A batch
+    that fails with the shadow challenger is written again without it; when that succeeds the
+    challenger was the cause and is rejected (the served model's failures still fail the batch)."""
+    if not stats.predicted:
+        return
+    challenger = state.challenger.current if state.challenger is not None else None
+    if challenger is not None and challenger.version == current.version:
+        challenger = None  # the alias names the served version: nothing to compare
+    date = now.strftime("%Y-%m-%d")
+    predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features, challenger)
+    try:
+        write_predictions(state, predictions, date, stream, stats.batch_id)
+    except Exception as exc:  # retried without the challenger below, else re-raised
+        if challenger is None:
+            raise
+        log.warning("batch %d failed with challenger v%s; writing it without", stats.batch_id, challenger.version)
+        serving_sinks.delete_earlier_attempts(parsed.sparkSession, state.output_base, stream, stats.batch_id)
         predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features)
-        write_predictions(state, predictions, now.strftime("%Y-%m-%d"), stream, stats.batch_id)
+        write_predictions(state, predictions, date, stream, stats.batch_id)
+        assert state.challenger is not None
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        state.challenger.reject(challenger.version, f"failed a batch: {type(exc).__name__}: {text}")
+        challenger = None
+    stats.challenger_version = challenger.version if challenger else None
 
 
 def quarantine_bad_rows(state: ServingState, parsed: DataFrame, stats: BatchStats, now: datetime, stream: str) -> None:
@@ -366,6 +444,7 @@ def metrics_record(stats: BatchStats, model_name: str, stream: str) -> dict[str,
         "empty_files": stats.empty_files,
         "model_name": model_name,
         "model_version": stats.model_version,
+        "challenger_model_version": stats.challenger_version,
     }
 
 
@@ -433,14 +512,23 @@ def start_query(spark: SparkSession, args: argparse.Namespace, state: ServingSta
 
 def build_state(spark: SparkSession, args: argparse.Namespace) -> ServingState:
     settings = job_settings(spark)
-    watcher: ModelWatcher[Any] = ModelWatcher(
-        tracking_uri=args.mlflow_uri,
-        name=args.model_name,
-        stage_or_alias=args.model_stage,
-        loader=spark_model_loader(spark, args.model_flavor),
-        smoke_check=spark_smoke_check(spark, passthrough=("id", "source")),
-        poll_seconds=args.reload_interval_seconds,
-    )
+    loader = spark_model_loader(spark, args.model_flavor)
+
+    def watcher_of(stage_or_alias: str, optional: bool = False) -> ModelWatcher[Any]:
+        # The challenger gets the served model's loader and smoke check; the check's passthrough columns
+        # also prove it keeps input columns, which is how the served row rides along in with_challenger.
+        return ModelWatcher(
+            tracking_uri=args.mlflow_uri,
+            name=args.model_name,
+            stage_or_alias=stage_or_alias,
+            loader=loader,
+            smoke_check=spark_smoke_check(spark, passthrough=("id", "source")),
+            poll_seconds=args.reload_interval_seconds,
+            optional=optional,
+        )
+
+    watcher = watcher_of(args.model_stage)
+    challenger = watcher_of(args.challenger_alias, optional=True) if args.challenger_alias else None
     return ServingState(
         args=args,
         watcher=watcher,
@@ -448,7 +536,25 @@ def build_state(spark: SparkSession, args: argparse.Namespace) -> ServingState:
         quarantine_base=resolve_uri(args.quarantine_path, settings),
         metrics_base=resolve_uri(args.metrics_path, settings),
         checkpoint=resolve_uri(args.checkpoint, settings),
+        challenger=challenger,
     )
+
+
+def start_challenger(state: ServingState) -> None:
+    """First look for the shadow challenger, then its poller. Nothing here stops the stream: no alias,
+    a version failing its smoke check or an unreachable registry leave the challenger_* columns NULL."""
+    if state.challenger is None:
+        return
+    try:
+        state.challenger.check_once()
+    except Exception as exc:  # registry unreachable: the poller tries again
+        log.warning("challenger @%s not checked (%s); retried every poll", state.challenger.alias, exc)
+    cur = state.challenger.current
+    log.info(
+        "shadow challenger: %s",
+        f"{cur.name} v{cur.version} (@{cur.alias})" if cur else f"none (no usable @{state.challenger.alias})",
+    )
+    state.challenger.start()
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
@@ -462,7 +568,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
     listener = ProgressLogListener()
     spark.streams.addListener(listener)
     input_uri = resolve_uri(args.input_path, job_settings(spark)) if args.input_path else None
-    state.exporter = prometheus_metrics.start(spark, args, state.watcher, input_uri, state.checkpoint)
+    state.exporter = prometheus_metrics.start(
+        spark, args, state.watcher, input_uri, state.checkpoint, challenger=state.challenger
+    )
+    start_challenger(state)
     query = start_query(spark, args, state)
     state.watcher.start()
     try:
@@ -474,6 +583,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> ServingState:
             query.awaitTermination()
     finally:
         state.watcher.stop()
+        if state.challenger is not None:
+            state.challenger.stop()
         # Progress events arrive asynchronously; let the last one land before the callback goes.
         progress: dict[str, Any] = query.lastProgress or {}
         last = int(progress.get("batchId", -1))

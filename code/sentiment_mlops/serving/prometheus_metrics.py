@@ -122,7 +122,13 @@ class _BacklogCollector:
 class StreamMetrics:
     """The stream's registry and what updates it: batches (from the job), progress (Spark's listener)."""
 
-    def __init__(self, watcher: ModelWatcher[Any], source_type: str, registry: CollectorRegistry | None = None):
+    def __init__(
+        self,
+        watcher: ModelWatcher[Any],
+        source_type: str,
+        registry: CollectorRegistry | None = None,
+        challenger: ModelWatcher[Any] | None = None,
+    ):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = r = registry or CollectorRegistry()
@@ -173,6 +179,8 @@ class StreamMetrics:
         )
         Gauge("sentiment_stream_start_timestamp_seconds", "When the job started", registry=r).set_to_current_time()
         r.register(WatcherCollector(watcher, "sentiment_stream"))
+        if challenger is not None:  # the shadow challenger: sentiment_stream_challenger_model_version, ...
+            r.register(WatcherCollector(challenger, "sentiment_stream_challenger"))
         for sentiment in ("negative", "positive"):  # zeros from the start, so rates exist
             self.predictions.labels(sentiment)
         self._reasons: set[str] = set()
@@ -382,6 +390,7 @@ def start(
     watcher: ModelWatcher[Any],
     input_uri: str | None,
     checkpoint: str,
+    challenger: ModelWatcher[Any] | None = None,
 ) -> StreamExporter | None:
     """The exporter `args` ask for (None when neither --metrics-port nor --pushgateway-url is set):
     the endpoint is listening and the listener registered when this returns."""
@@ -389,7 +398,7 @@ def start(
     push_url = getattr(args, "pushgateway_url", None)
     if port is None and not push_url:
         return None
-    metrics = StreamMetrics(watcher, args.source_type)
+    metrics = StreamMetrics(watcher, args.source_type, challenger=challenger)
     metrics.registry.register(_backlog(spark, args, input_uri, checkpoint, metrics))
     server = None
     if port is not None:

@@ -9,6 +9,12 @@ Pushgateway, and decides whether to alert (notify, and trigger the training DAG 
 
 A missing reference profile (a model trained before profiles existed), too few rows, or an
 unreachable Pushgateway is reported in the result, not raised: the other numbers still count.
+
+Shadow challenger (monitoring.challenger): where the window's rows carry a challenger prediction, the
+run reports agreement and the live accuracy of both models on the same labelled rows, and decides
+whether the challenger the registry names now takes `@production` through the promotion gate. Only with
+`monitoring_challenger_auto_promote` on does it move the alias (then the `@challenger` alias is removed,
+and the version is tagged with the reason); off, the verdict is only reported.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import pandas as pd
 
 from sentiment_mlops.core.storage import join_uri
 from sentiment_mlops.core.store import Store
-from sentiment_mlops.monitoring import profile
+from sentiment_mlops.monitoring import challenger, profile
 from sentiment_mlops.orchestration.backends import store_for
 from sentiment_mlops.orchestration.config import AirflowConfig
 from sentiment_mlops.orchestration.monitoring_config import MonitoringConfig
@@ -33,7 +39,16 @@ from sentiment_mlops.orchestration.tasks.common import TaskError, serving_paths
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("text", "label", "prediction", "model_name", "model_version", "prediction_timestamp")
+COLUMNS = (
+    "text",
+    "label",
+    "prediction",
+    "model_name",
+    "model_version",
+    "prediction_timestamp",
+    "challenger_prediction",
+    "challenger_model_version",
+)
 MAX_ROWS = 200_000  # newest rows measured per run: PSI over deciles needs thousands, not millions
 PUSH_JOB = "sentiment_model_monitoring"
 _DATE_RE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
@@ -174,6 +189,54 @@ def measure(cfg: AirflowConfig, mcfg: MonitoringConfig, now: datetime, client: A
         versions.append({"model_name": name, "model_version": version, **measure_version(rows, reference, mcfg)})
     reasons = alert_reasons(versions, mcfg)
     return {
+        **_head(cfg, mcfg, now, start, predictions_uri, window, serving),
+        "versions": versions,
+        "challenger": measure_challenger(cfg, mcfg, window, client, serving.version if serving else None),
+        "alert": {"fire": bool(reasons), "reasons": reasons, "reason": "; ".join(reasons)},
+    }
+
+
+def measure_challenger(
+    cfg: AirflowConfig, mcfg: MonitoringConfig, window: pd.DataFrame, client: Any, production: str | None
+) -> dict[str, Any]:
+    """The shadow challenger's section of the report: the alias and the version it names now, every
+    (served, challenger) pair in the window, and the promotion decision."""
+    from sentiment_mlops.registry import lookups as registry
+
+    alias = cfg.serving_challenger_alias
+    named = registry.resolve_version(client, cfg.serving_model_name, alias) if alias else None
+    comparisons = challenger.compare(window)
+    decision = challenger.promotion_decision(
+        comparisons,
+        production,
+        named.version if named else None,
+        auto_promote=mcfg.challenger_auto_promote,
+        min_labelled_rows=mcfg.challenger_min_labelled_rows,
+        min_accuracy=mcfg.accuracy_floor,
+    )
+    if not alias:
+        decision["reason"] = "challenger off (serving_challenger_alias is none)"
+    elif decision["promote"] and cfg.serving_model_stage.strip().isdigit():
+        decision.update(promote=False, reason=f"{decision['reason']}; serving_model_stage pins version "
+                        f"{cfg.serving_model_stage}: no alias to move")  # fmt: skip
+    return {
+        "alias": alias or None,
+        "version": named.version if named else None,
+        "comparisons": [c.as_dict() for c in comparisons],
+        "decision": decision,
+    }
+
+
+def _head(
+    cfg: AirflowConfig,
+    mcfg: MonitoringConfig,
+    now: datetime,
+    start: datetime,
+    predictions_uri: str,
+    window: pd.DataFrame,
+    serving: Any,
+) -> dict[str, Any]:
+    return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "window": {
             "start": start.isoformat(timespec="seconds"),
@@ -190,9 +253,37 @@ def measure(cfg: AirflowConfig, mcfg: MonitoringConfig, now: datetime, client: A
         "thresholds": {
             k: getattr(mcfg, k) for k in ("psi_threshold", "accuracy_floor", "min_rows", "min_labelled_rows")
         },  # fmt: skip
-        "versions": versions,
-        "alert": {"fire": bool(reasons), "reasons": reasons, "reason": "; ".join(reasons)},
     }
+
+
+def promote_challenger(client: Any, cfg: AirflowConfig, decision: dict[str, Any], run_tag: str) -> None:
+    """Move the served alias (`@production`) to the winning challenger (the registry call training's gate
+    makes), tag the version with why, and remove the challenger alias: that version now serves, and the
+    next challenger is named on purpose. Records the outcome in `decision` ("promoted", or "promotion_error")."""
+    from sentiment_mlops.registry import lookups as registry
+
+    name, version = cfg.serving_model_name, str(decision["challenger_version"])
+    served_alias = registry.alias_for(cfg.serving_model_stage)
+    try:
+        registry.promote(client, name, version, served_alias)
+        registry.version_tags(
+            client,
+            name,
+            version,
+            {
+                "promoted_by": f"sentiment_model_monitoring {run_tag}",
+                "promotion_reason": decision["reason"][:5000],
+                "promoted_from": f"@{cfg.serving_challenger_alias}, replacing v{decision['production_version']}",
+            },
+        )
+        client.delete_registered_model_alias(name, cfg.serving_challenger_alias)
+    except Exception as exc:  # MlflowException, unreachable: reported, and the task fails after the report
+        decision["promoted"] = False
+        decision["promotion_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        log.error("could not promote challenger %s v%s: %s", name, version, decision["promotion_error"])
+        return
+    decision["promoted"] = True
+    log.warning("challenger %s v%s promoted to @%s: %s", name, version, served_alias, decision["reason"])
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -217,6 +308,7 @@ def log_to_mlflow(client: Any, mcfg: MonitoringConfig, report: dict[str, Any], f
     )
     parent_id = parent.info.run_id
     client.log_metric(parent_id, "rows", report["rows"])
+    _log_challenger(client, parent_id, report["challenger"])
     for path in files:
         client.log_artifact(parent_id, str(path), "report")
     for v in report["versions"]:
@@ -235,6 +327,27 @@ def log_to_mlflow(client: Any, mcfg: MonitoringConfig, report: dict[str, Any], f
         client.set_terminated(child.info.run_id)
     client.set_terminated(parent_id)
     return str(parent_id)
+
+
+def _log_challenger(client: Any, run_id: str, section: dict[str, Any]) -> None:
+    """The challenger's tags and, for the pair the decision judged, its metrics on the parent run."""
+    decision = section["decision"]
+    client.set_tag(run_id, "challenger_version", str(section["version"]))
+    client.set_tag(run_id, "challenger_decision", decision["reason"][:5000])
+    client.set_tag(run_id, "challenger_promoted", "true" if decision.get("promoted") else "false")
+    pair = decision["comparison"]
+    if not pair:
+        return
+    metrics = {
+        "challenger_rows": pair["rows"],
+        "challenger_agreement": pair["agreement"],
+        "challenger_labelled_rows": pair["labelled_rows"],
+        "challenger_live_accuracy": pair["challenger_accuracy"],
+        "served_live_accuracy_vs_challenger": pair["served_accuracy"],
+    }
+    for key, value in metrics.items():
+        if value is not None:
+            client.log_metric(run_id, key, float(value))
 
 
 def push_metrics(url: str, report: dict[str, Any], timeout: float = 5.0) -> str:
@@ -258,12 +371,34 @@ def push_metrics(url: str, report: dict[str, Any], timeout: float = 5.0) -> str:
         if v["live_accuracy"] is not None:
             accuracy.labels(model_version=v["model_version"]).set(v["live_accuracy"])
         labelled.labels(model_version=v["model_version"]).set(v["labelled_rows"])
+    _challenger_gauges(registry, report.get("challenger") or {})
     try:
         push_to_gateway(url, job=PUSH_JOB, registry=registry, timeout=timeout)
     except Exception as exc:  # URLError, timeout, HTTP error
         log.warning("Pushgateway %s unreachable, metrics not pushed this run: %s", url, exc)
         return f"failed: {exc}"
     return "pushed"
+
+
+def _challenger_gauges(registry: Any, section: dict[str, Any]) -> None:
+    """Agreement and both live accuracies per (served, challenger) pair in the window."""
+    from prometheus_client import Gauge
+
+    labels = ["model_version", "challenger_version"]
+    agreement = Gauge("sentiment_challenger_agreement", "Share of live rows where the shadow challenger "
+                      "predicts the served model's label", labels, registry=registry)  # fmt: skip
+    accuracy = Gauge("sentiment_challenger_live_accuracy", "Accuracy of the served model and of the shadow "
+                     "challenger on the same labelled live rows", [*labels, "role"], registry=registry)  # fmt: skip
+    labelled = Gauge("sentiment_challenger_labelled_rows", "Labelled live rows scored by both models",
+                     labels, registry=registry)  # fmt: skip
+    for pair in section.get("comparisons") or []:
+        key = {"model_version": pair["served_version"], "challenger_version": pair["challenger_version"]}
+        if pair["agreement"] is not None:
+            agreement.labels(**key).set(pair["agreement"])
+        labelled.labels(**key).set(pair["labelled_rows"])
+        for role in ("served", "challenger"):
+            if pair[f"{role}_accuracy"] is not None:
+                accuracy.labels(**key, role=role).set(pair[f"{role}_accuracy"])
 
 
 def write_report(store: Store, cfg: AirflowConfig, mcfg: MonitoringConfig, report: dict[str, Any],
@@ -290,6 +425,18 @@ def _summary(version: dict[str, Any]) -> dict[str, Any]:
     return {**{k: version.get(k) for k in keys}, "psi": {f: d["psi"] for f, d in (version.get("drift") or {}).items()}}
 
 
+def _challenger_summary(section: dict[str, Any]) -> dict[str, Any]:
+    """The challenger's numbers for the pair the decision judged, and the decision (XCom-sized)."""
+    decision = section["decision"]
+    keys = ("promote", "would_promote", "promoted", "promotion_error", "reason", "production_version")
+    return {
+        "alias": section["alias"],
+        "version": section["version"],
+        "comparison": decision["comparison"],
+        **{k: decision.get(k) for k in keys},
+    }
+
+
 def run_monitoring(
     cfg: AirflowConfig,
     mcfg: MonitoringConfig,
@@ -311,6 +458,9 @@ def run_monitoring(
         raise TaskError(f"{exc} (Airflow Variable MLFLOW_TRACKING_URI / MLFLOW_VM_IP)") from exc
     client = MlflowClient(tracking_uri=cfg.mlflow_tracking_uri, registry_uri=cfg.mlflow_tracking_uri)
     report = measure(cfg, mcfg, now, client, store)
+    decision = report["challenger"]["decision"]
+    if decision["promote"]:
+        promote_challenger(client, cfg, decision, run_tag)
     alert = report["alert"]
     if alert["fire"]:
         earlier = recent_alert(client, mcfg.experiment, mcfg.alert_cooldown_hours, now)
@@ -322,8 +472,10 @@ def run_monitoring(
         uris, files = write_report(store, cfg, mcfg, report, Path(tmp))
         run_id = log_to_mlflow(client, mcfg, report, files, run_tag)
     pushed = push_metrics(mcfg.pushgateway_url, report)
-    log.info("monitoring: %d rows, alert=%s %s; report %s", report["rows"], alert["fire"], alert["reason"],
-             uris["json_uri"])  # fmt: skip
+    log.info("monitoring: %d rows, alert=%s %s; challenger: %s; report %s", report["rows"], alert["fire"],
+             alert["reason"], decision["reason"], uris["json_uri"])  # fmt: skip
+    if decision.get("promotion_error"):
+        raise TaskError(f"challenger promotion failed: {decision['promotion_error']} (report {uris['json_uri']})")
     return {
         **uris,
         "mlflow_run_id": run_id,
@@ -331,6 +483,7 @@ def run_monitoring(
         "rows": report["rows"],
         "served_model": report["served_model"],
         "versions": [_summary(v) for v in report["versions"]],
+        "challenger": _challenger_summary(report["challenger"]),
         "alert": alert,
     }
 
@@ -343,6 +496,9 @@ def alert_message(result: dict[str, Any], retrain_dag_id: str) -> tuple[str, str
         psi = ", ".join(f"{k} {x:.3f}" for k, x in v["psi"].items()) or "not measured"
         lines.append(f"- {v['model_name']} v{v['model_version']}: {v['rows']} rows, live accuracy "
                      f"{v['live_accuracy']} on {v['labelled_rows']} labelled; PSI {psi}")  # fmt: skip
+    shadow = result.get("challenger") or {}
+    if shadow.get("version"):
+        lines += ["", f"Challenger v{shadow['version']}: {shadow['reason']}"]
     lines += ["", f"Report: {result['json_uri']} (plot {result['plot_uri']})", f"MLflow run: {result['mlflow_run_id']}"]
     lines.append(f"Retraining: DAG {retrain_dag_id} triggered" if retrain_dag_id else "Retraining: not configured")
     first = alert["reasons"][0] if alert["reasons"] else "alert"

@@ -100,6 +100,7 @@ def build_serving_job(
         metrics_host=cfg.serving_metrics_host,
         pushgateway_url=cfg.serving_pushgateway_url,
         mlflow_credentials_secret=cfg.mlflow_credentials_secret or "",
+        challenger_alias=cfg.serving_challenger_alias,
         extra=extra,
     )
     labels = {
