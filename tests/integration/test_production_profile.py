@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -250,10 +250,17 @@ def test_unauthenticated_and_wrong_clients_are_refused(
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
     with pytest.raises(registry.MlflowAuthError, match="requires authentication: set MLFLOW_TRACKING_USERNAME"):
         registry.check_tracking_server(production_mlflow)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "stale")
+    with pytest.raises(registry.MlflowAuthError, match="refused the credentials of MLFLOW_TRACKING_TOKEN"):
+        registry.check_tracking_server(production_mlflow)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
     with pytest.raises(registry.MlflowAuthError, match="refused the credentials of admin"):
         registry.check_tracking_server(production_mlflow)
+    # A username and password win over a token, in MLflow's client and so in the check before it: a
+    # token left in the environment does not fail valid credentials.
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", profile.admin_password(pg_settings))
+    registry.check_tracking_server(production_mlflow)
 
 
 def test_migration_keeps_every_version_alias_and_run(
@@ -293,11 +300,10 @@ def test_migration_keeps_every_version_alias_and_run(
 
 
 def test_migration_refuses_a_store_that_is_in_use(
-    production_mlflow: str, pg_settings: Settings, embedded_registry: dict[str, Any]
+    production_mlflow: str, pg_settings: Settings, embedded_registry: dict[str, Any], as_admin: dict[str, str]
 ) -> None:
     from sentiment_mlops.registry import store_migration
 
-    os.environ.setdefault("PGPASSFILE", str(postgres.pgpass_file(pg_settings)))
     with pytest.raises(store_migration.MigrationError, match="already holds runs"):
         store_migration.copy_rows(
             f"sqlite:///{embedded_registry['db']}", postgres.database_uri(pg_settings, MLFLOW_DATABASE), None
@@ -310,65 +316,92 @@ def test_missing_artifact_bucket_is_named(pg_settings: Settings, artifact_bucket
         MlflowServer(data_dir=tmp_path, port=free_port(), settings=missing).start()
 
 
-# --- Airflow on PostgreSQL: the training DAG with authenticated MLflow clients -----------------------
+# --- Airflow on PostgreSQL: the training and serving DAGs with authenticated MLflow clients ----------
+
+PREDICTIONS_BUCKET = "prod-sentiment-predictions"
+BEST_MODEL = "twitter-sentiment-model-best"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="in random order after other tests of this module, MLflow refused the admin credentials (401); "
-    "passes alone and in file order; under investigation",
-)
+@dataclass(frozen=True)
+class ProductionAirflow:
+    """An Airflow home on the module's PostgreSQL, with the environment `profile shell-env` gives a shell."""
+
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        return subprocess.run(
+            [airflow, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+
+@pytest.fixture(scope="module")
+def production_airflow(
+    pg_settings: Settings, production_mlflow: str, artifact_bucket: str, tmp_path_factory: pytest.TempPathFactory
+) -> ProductionAirflow:
+    env = {
+        **os.environ,
+        **profile.client_env(pg_settings),
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow-home")),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow" / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "SENTIMENT_HOME": str(pg_settings.home),
+        "SENTIMENT_PROFILE": "production",
+        "MLFLOW_TRACKING_URI": production_mlflow,  # not another module's server left in os.environ
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    env.pop("SENTIMENT_BUCKET_ROOT", None)
+    airflow = ProductionAirflow(env)
+    assert (migrate := airflow.run("db", "migrate")).returncode == 0, migrate.stderr[-2000:]
+    variables = {
+        "MLFLOW_TRACKING_URI": production_mlflow,
+        "GCS_BUCKET": "prod-sentiment",
+        "serving_batch_interval": "5",
+    }
+    for key, value in variables.items():
+        assert (result := airflow.run("variables", "set", key, value)).returncode == 0, result.stderr[-2000:]
+    return airflow
+
+
+@pytest.fixture(scope="module")
+def trained(production_airflow: ProductionAirflow, sample_csv: Path) -> str:
+    """The training DAG run once through `airflow dags test`; its output."""
+    conf = {"input_path": str(sample_csv), "max_rows": 2000, "models": "lr", "force_promote": True}
+    result = production_airflow.run("dags", "test", "sentiment_training_local", "-c", json.dumps(conf), timeout=1500)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return output
+
+
+def _dag_run_states(settings: Settings, dag_id: str) -> list[str]:
+    with postgres.connect(settings, AIRFLOW_DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("SELECT state FROM dag_run WHERE dag_id = %s", (dag_id,))
+        return [row[0] for row in cur.fetchall()]
+
+
+@pytest.mark.timeout(3600)  # carries the training when it runs first; Spark on a shared 2-core machine
 def test_training_dag_on_the_production_profile_registers_and_serves(
     pg_settings: Settings,
     production_mlflow: str,
-    artifact_bucket: str,
-    sample_csv: Path,
-    tmp_path: Path,
+    trained: str,
+    as_admin: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlflow.tracking import MlflowClient
 
     from sentiment_mlops.online.model import load_model
 
-    env = {
-        **os.environ,
-        **profile.client_env(pg_settings),
-        "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow" / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "SENTIMENT_HOME": str(pg_settings.home),
-        "SENTIMENT_PROFILE": "production",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "SPARK_LOCAL_IP": "127.0.0.1",
-    }
-    env.pop("SENTIMENT_BUCKET_ROOT", None)
-    airflow = str(Path(sys.executable).with_name("airflow"))
-
-    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
-
-    assert (migrate := run("db", "migrate")).returncode == 0, migrate.stderr[-2000:]
-    for key, value in (("MLFLOW_TRACKING_URI", production_mlflow), ("GCS_BUCKET", "prod-sentiment")):
-        assert (result := run("variables", "set", key, value)).returncode == 0, result.stderr[-2000:]
-    conf = {"input_path": str(sample_csv), "max_rows": 2000, "models": "lr", "force_promote": True}
-    result = run("dags", "test", "sentiment_training_local", "-c", json.dumps(conf), timeout=1200)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    with postgres.connect(pg_settings, AIRFLOW_DATABASE) as conn, conn.cursor() as cur:
-        cur.execute("SELECT state FROM dag_run WHERE dag_id = 'sentiment_training_local'")
-        assert [row[0] for row in cur.fetchall()] == ["success"]  # the run is recorded in PostgreSQL
+    assert _dag_run_states(pg_settings, "sentiment_training_local") == ["success"]  # recorded in PostgreSQL
 
     # The online server's environment: MLFLOW_TRACKING_URI (MLflow resolves models:/ URIs against it)
-    # and MLflow's own credential variables.
-    client_env = profile.client_env(pg_settings)
+    # and MLflow's own credential variables (as_admin).
     monkeypatch.setenv("MLFLOW_TRACKING_URI", production_mlflow)
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", client_env["MLFLOW_TRACKING_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", client_env["MLFLOW_TRACKING_PASSWORD"])
     client = MlflowClient(production_mlflow, production_mlflow)
-    production = client.get_model_version_by_alias("twitter-sentiment-model-best", "production")
+    production = client.get_model_version_by_alias(BEST_MODEL, "production")
     assert production.run_id
     # Served the way the online server loads it: through the server's artifact proxy, from the bucket.
-    model = load_model("models:/twitter-sentiment-model-best@production", production_mlflow)
+    model = load_model(f"models:/{BEST_MODEL}@production", production_mlflow)
     assert model.predict_one("I love this, what a wonderful day").label in (0, 1)
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
@@ -377,3 +410,51 @@ def test_training_dag_on_the_production_profile_registers_and_serves(
         b.name for b in storage.Client(project="test", credentials=AnonymousCredentials()).list_blobs(ARTIFACT_BUCKET)
     ]
     assert any(production.run_id in name for name in blobs)
+
+
+@pytest.mark.timeout(3600)  # the training it needs, when it runs first, then a streaming job
+def test_serving_dags_on_the_production_profile_score_with_the_trained_model(
+    pg_settings: Settings,
+    production_mlflow: str,
+    production_airflow: ProductionAirflow,
+    trained: str,
+    as_admin: dict[str, str],
+) -> None:
+    """Deploy (production mode, file source) -> a dropped file scored by the version the training put
+    behind @production, loaded by the job through authenticated MLflow -> the management DAG stops it."""
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_mlops.backends.local.jobs import LocalJobController
+
+    production = MlflowClient(production_mlflow, production_mlflow).get_model_version_by_alias(BEST_MODEL, "production")
+    # Dropped before the deploy: the stream's first batch takes the files already there.
+    drop = pg_settings.home / "buckets" / "prod-sentiment-streaming-input"
+    drop.mkdir(parents=True, exist_ok=True)
+    (drop / "batch_20261130_120000.csv").write_text("text,label\nI love this product!,\nThis is terrible,\nNot bad\n")
+    jobs = LocalJobController(Settings(backend="local", home=pg_settings.home))
+    try:
+        conf = {"deploy_mode": "production", "source_type": "file", "wait_timeout_seconds": 900}
+        deploy = production_airflow.run("dags", "test", "sentiment_model_serving", "-c", json.dumps(conf), timeout=1200)
+        assert deploy.returncode == 0, (deploy.stdout + deploy.stderr)[-6000:]
+        parts = sorted(
+            (pg_settings.home / "buckets" / PREDICTIONS_BUCKET / "predictions").glob("date=*/part-*.parquet")
+        )
+        assert parts, "the deploy waited for the first batch, but no prediction is under predictions/date=*/"
+        scored = pd.concat([pd.read_parquet(p) for p in parts])
+        assert sorted(scored["text"]) == ["I love this product!", "Not bad", "This is terrible"]
+        assert set(scored["prediction"]) <= {0, 1}
+        assert set(scored["model_name"]) == {BEST_MODEL} and set(scored["model_version"]) == {production.version}
+
+        stop = production_airflow.run(
+            "dags", "test", "sentiment_serving_management", "-c", json.dumps({"stop_all": True}), timeout=600
+        )
+        assert stop.returncode == 0, (stop.stdout + stop.stderr)[-6000:]
+        serving_jobs = jobs.list_jobs(label_filter={"app": "sentiment-serving"})
+        assert [job.state for job in serving_jobs] == ["CANCELLED"]
+        for dag_id in ("sentiment_model_serving", "sentiment_serving_management"):
+            assert _dag_run_states(pg_settings, dag_id) == ["success"]
+    finally:  # no streaming job left behind by a failed assertion
+        for job in jobs.list_jobs(label_filter={"app": "sentiment-serving"}):
+            if job.active:
+                jobs.cancel(job.job_id)

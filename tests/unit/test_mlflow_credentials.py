@@ -49,8 +49,13 @@ class FakeSecretManager:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
+    """No MLflow credentials before each test, and none of those apply_secret sets after it. A bare
+    delenv of an unset variable records nothing to undo, so the variables apply_secret then set leaked
+    into later tests (a stale MLFLOW_TRACKING_TOKEN made the production-profile DAG test fail 401):
+    setenv first records the variable's state, set or not, for monkeypatch to restore."""
+    for key in mlflow_credentials.CREDENTIAL_VARIABLES:
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
 
 
 def test_jobs_carry_the_secret_name_only_and_are_valid_dataproc_jobs() -> None:
@@ -90,10 +95,14 @@ def test_the_secret_becomes_mlflows_own_variables(
 ) -> None:
     import os
 
+    # Stale variables of both kinds: MLflow would send a leftover username and password instead of the
+    # secret's token, so the secret's kind replaces the other one.
+    for key in mlflow_credentials.CREDENTIAL_VARIABLES:
+        monkeypatch.setenv(key, "stale")
     client = FakeSecretManager(payload)
     assert mlflow_credentials.apply_secret(SECRET, client) == sorted(expected)
     assert client.requests[0].name == SECRET + "/versions/latest"
-    assert {k: os.environ[k] for k in expected} == expected
+    assert {k: os.environ[k] for k in mlflow_credentials.CREDENTIAL_VARIABLES if k in os.environ} == expected
 
 
 def test_bad_secrets_are_named() -> None:

@@ -98,13 +98,15 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
 
 
 def _auth_header() -> dict[str, str]:
-    """MLflow's own client variables, read the way MLflow reads them."""
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    if token:
-        return {"Authorization": f"Bearer {token}"}
+    """MLflow's own client variables, with MLflow's precedence (mlflow.utils.rest_utils): a username
+    and password win over a token. The check must send what the client's calls will send: a stale
+    MLFLOW_TRACKING_TOKEN next to valid basic-auth variables is ignored by MLflow, so here too."""
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     if user and password:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
     return {}
 
 
@@ -126,7 +128,8 @@ def check_credentials(uri: str, timeout: float = 5.0) -> None:
                 f"MLflow at {uri} requires authentication: set MLFLOW_TRACKING_USERNAME and "
                 f"MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
             ) from None
-        who = os.environ.get("MLFLOW_TRACKING_USERNAME") or "the token"
+        basic = header["Authorization"].startswith("Basic ")
+        who = os.environ.get("MLFLOW_TRACKING_USERNAME") if basic else "MLFLOW_TRACKING_TOKEN"
         raise MlflowAuthError(
             f"MLflow at {uri} refused the credentials of {who} ({exc.code}): check MLFLOW_TRACKING_USERNAME / "
             f"MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"

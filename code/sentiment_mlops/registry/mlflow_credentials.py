@@ -17,6 +17,7 @@ from typing import Any
 
 from sentiment_mlops.registry.lookups import MlflowAuthError
 
+CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 SECRET_NAME = re.compile(r"projects/[^/\s]+/secrets/[A-Za-z0-9_-]+(/versions/([0-9]+|latest))?")
 
 
@@ -61,5 +62,10 @@ def apply_secret(name: str, client: Any = None) -> list[str]:
             "roles/secretmanager.secretAccessor on it)"
         ) from exc
     values = credentials_from_payload(response.payload.data, version)
+    # MLflow sends a username and password in preference to a token: variables of the other kind left
+    # in this process would be used instead of the secret.
+    for key in CREDENTIAL_VARIABLES:
+        if key not in values:
+            os.environ.pop(key, None)
     os.environ.update(values)
     return sorted(values)
