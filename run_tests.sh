@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets up a fresh machine (Java 17, .venv, packages), then lints (ruff, import rules,
-# mypy) and runs the suite.
-# Extra arguments go to pytest, e.g. ./run_tests.sh -k training
+# mypy), runs the suite on Spark 4 (.venv) and the jobs' tests on Spark 3.5 (.venv-spark35,
+# scripts/test_spark35.sh). Fails when either run fails.
+# Extra arguments go to the main pytest run only, e.g. ./run_tests.sh -k training; with them, or with
+# SKIP_SPARK35=1, the Spark 3.5 run is skipped (run scripts/test_spark35.sh for it alone).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -15,4 +17,19 @@ lint-imports
 echo "[tests] types (mypy; strict on core, registry, jobs)"
 mypy
 echo "[tests] pytest"
-exec python -m pytest "$@"
+main_rc=0
+python -m pytest "$@" || main_rc=$?
+spark35_rc=0
+if [ "$#" -gt 0 ] || [ "${SKIP_SPARK35:-0}" = 1 ]; then
+  echo "[tests] Spark 3.5 run skipped (pytest arguments given or SKIP_SPARK35=1): scripts/test_spark35.sh runs it"
+else
+  bash scripts/test_spark35.sh || spark35_rc=$?
+fi
+if [ "$main_rc" -ne 0 ]; then
+  echo "[tests] FAILED: the main pytest run (exit $main_rc)" >&2
+  exit "$main_rc"
+fi
+if [ "$spark35_rc" -ne 0 ]; then
+  echo "[tests] FAILED: the Spark 3.5 run, scripts/test_spark35.sh (exit $spark35_rc)" >&2
+  exit "$spark35_rc"
+fi

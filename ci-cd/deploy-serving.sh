@@ -43,7 +43,8 @@ Optional:
   -h, --help              this help
 More job settings by environment: SERVING_MODEL_FLAVOR, SERVING_BATCH_INTERVAL, SERVING_RELOAD_INTERVAL,
 SERVING_QUARANTINE_PATH, SERVING_MAX_FILES_PER_TRIGGER, SERVING_MAX_OFFSETS_PER_TRIGGER,
-SERVING_METRICS_PATH, SERVING_MAX_FAILURES_PER_HOUR (Dataproc driver restarts), SPARK_KAFKA_PACKAGE.
+SERVING_METRICS_PATH, SERVING_MAX_FAILURES_PER_HOUR (Dataproc driver restarts), SPARK_KAFKA_PACKAGE,
+DATAPROC_IMAGE_VERSION (the cluster's image, e.g. 2.2: picks the Kafka connector for its Spark).
 Unset job settings take the builder's defaults (sentiment_mlops.jobs.arguments.serving_args).
 Environment: PYTHON (interpreter with google-cloud-dataproc; default .venv/bin/python or python3),
 BUILD_DIR (default ROOT/build).

@@ -160,12 +160,14 @@ def test_term_index_equals_spark_hashing_tf(spark) -> None:  # type: ignore[no-u
 
 
 def _same_probabilities(got: tuple[float, ...] | None, spark_probs: list[float], text: str | None) -> None:
-    """Equal, or 1 ulp apart for the logistic model: its probability goes through exp(), Java's
-    Math.exp in Spark and the C library's here (the documented caveat of online.model); a
-    margin of 1 ulp was seen on one real tweet in 400. Labels and margins are compared exactly."""
+    """Equal, or 2 ulps apart for the logistic model: its probability goes through exp(), Java's
+    Math.exp in Spark and the C library's here (the documented caveat of online.model). 1 ulp of
+    exp becomes up to 2 ulps of 1 / (1 + exp(m)) after the addition and the division: 1 ulp was seen
+    on one real tweet in 400, 2 ulps on a probability near 0.03. Labels and margins are compared
+    exactly."""
     assert got is not None and len(got) == len(spark_probs), text
     for a, b in zip(got, spark_probs, strict=True):
-        assert a == b or abs(a - b) <= math.ulp(b), (text, a, b)
+        assert a == b or abs(a - b) <= 2 * math.ulp(b), (text, a, b)
 
 
 @pytest.mark.parametrize("key", list(MODEL_SPECS))

@@ -46,7 +46,15 @@ def _shell_scripts() -> list[Path]:
 def _clean_env(**extra: str) -> dict[str, str]:
     """The test's environment without any project setting, so only what a test passes is set."""
     names = set(SETTINGS) | {"CODE_URI", "PYTHON", "BUILD_DIR"}
-    prefixes = ("TRAINING_", "SERVING_", "KAFKA_", "MLFLOW_", "REGISTERED_MODEL_NAME", "SPARK_KAFKA_PACKAGE")
+    prefixes = (
+        "TRAINING_",
+        "SERVING_",
+        "KAFKA_",
+        "MLFLOW_",
+        "REGISTERED_MODEL_NAME",
+        "SPARK_KAFKA_PACKAGE",
+        "DATAPROC_IMAGE_VERSION",
+    )
     env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith(prefixes)}
     env["PYTHON"] = sys.executable
     env.update(extra)

@@ -775,3 +775,35 @@ def test_package_zip_alone_provides_the_package_to_a_fresh_python(tmp_path: Path
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{zip_path}/sentiment_mlops/training/job.py"
+
+
+@pytest.mark.parametrize(
+    ("image", "package"),
+    [
+        ("2.2", "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.3"),
+        ("2.2-debian12", "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.3"),
+        ("2.3.5-ubuntu22", "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.3"),
+        ("3.0", "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1"),
+    ],
+)
+def test_serving_job_for_a_dataproc_image_gets_the_connector_of_its_spark(
+    monkeypatch: pytest.MonkeyPatch, image: str, package: str
+) -> None:
+    """Image 2.2/2.3 run Spark 3.5 (Scala 2.12), where the job reads Kafka only through the native connector;
+    3.0 runs Spark 4.0 (Scala 2.13). SPARK_KAFKA_PACKAGE, when set, still wins."""
+    monkeypatch.delenv(jobs.KAFKA_PACKAGE_ENV, raising=False)
+    monkeypatch.setenv(jobs.IMAGE_VERSION_ENV, image)
+    job = jobs.serving_job(TARGET, _serving_args(), kafka=True)
+    assert dict(jobs.validate_job(job).pyspark_job.properties)["spark.jars.packages"] == package
+    monkeypatch.setenv(jobs.KAFKA_PACKAGE_ENV, "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.6")
+    props = jobs.serving_job(TARGET, _serving_args(), kafka=True)["pyspark_job"]["properties"]
+    assert props["spark.jars.packages"] == "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.6"
+
+
+def test_an_unknown_dataproc_image_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(jobs.KAFKA_PACKAGE_ENV, raising=False)
+    monkeypatch.setenv(jobs.IMAGE_VERSION_ENV, "1.5-debian10")
+    with pytest.raises(
+        ValueError, match=r"unknown Dataproc image or runtime version '1.5-debian10'; known: 2.2, 2.3, 3.0"
+    ):
+        jobs.serving_job(TARGET, _serving_args(), kafka=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sentiment_mlops.registry.spark_versions import SparkVersionMismatch, check_servable, major_minor
@@ -60,3 +62,19 @@ def test_on_spark_4_the_python_kafka_reader_may_run(version: str) -> None:
     from sentiment_mlops.serving.kafka.source_choice import python_source_missing
 
     assert python_source_missing(version) is None
+
+
+def _pins(path: Path) -> dict[str, str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return {name.lower(): version for name, _, version in (line.partition("==") for line in lines if "==" in line)}
+
+
+def test_the_spark35_virtualenv_pins_the_main_ones_versions_except_pyspark() -> None:
+    """.venv-spark35 runs the same jobs with the same libraries; only Spark differs. A package the jobs
+    import (vaderSentiment for --lexicon, kafka-python, MLflow) pinned apart would test another setup."""
+    root = Path(__file__).resolve().parents[2]
+    main = _pins(root / "requirements.txt") | _pins(root / "requirements-dev.txt")
+    spark35 = _pins(root / "requirements-spark35.txt")
+    assert spark35.pop("pyspark").startswith("3.5.")
+    assert {name: version for name, version in spark35.items() if main.get(name) != version} == {}
+    assert {"mlflow", "vadersentiment", "kafka-python", "pyarrow", "pandas"} <= set(spark35)

@@ -27,6 +27,7 @@ from sentiment_mlops.jobs.builders import (
 )
 from sentiment_mlops.jobs.gcloud import job_to_gcloud_command
 from sentiment_mlops.jobs.layout import (
+    IMAGE_VERSION_ENV,
     KAFKA_PACKAGE_DEFAULT,
     KAFKA_PACKAGE_ENV,
     PACKAGE_ZIP,
@@ -35,6 +36,7 @@ from sentiment_mlops.jobs.layout import (
     bucket_names,
     default_code_uri,
     kafka_package,
+    kafka_package_for_version,
     serving_paths,
     training_paths,
 )
@@ -43,6 +45,7 @@ from sentiment_mlops.jobs.validation import validate_job
 __all__ = [
     "KAFKA_PACKAGE_DEFAULT",
     "KAFKA_PACKAGE_ENV",
+    "IMAGE_VERSION_ENV",
     "MODEL_FLAVORS",
     "PACKAGE_ZIP",
     "SERVING_ENTRY",
@@ -54,6 +57,7 @@ __all__ = [
     "default_code_uri",
     "job_to_gcloud_command",
     "kafka_package",
+    "kafka_package_for_version",
     "pyspark_job",
     "serving_args",
     "serving_job",

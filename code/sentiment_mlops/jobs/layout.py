@@ -17,6 +17,14 @@ PACKAGE_ZIP = "sentiment_mlops.zip"
 
 KAFKA_PACKAGE_DEFAULT = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1"
 KAFKA_PACKAGE_ENV = "SPARK_KAFKA_PACKAGE"
+IMAGE_VERSION_ENV = "DATAPROC_IMAGE_VERSION"
+# The Spark line of each Dataproc image and Serverless runtime version the jobs are tested on (Google's
+# version lists), and the Kafka connector built for it: Scala 2.12 on Spark 3.5, 2.13 on Spark 4.
+DATAPROC_SPARK = {"2.2": "3.5", "2.3": "3.5", "3.0": "4.0"}
+KAFKA_PACKAGE_BY_SPARK = {
+    "3.5": "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.3",
+    "4.0": KAFKA_PACKAGE_DEFAULT,
+}
 
 # GCS bucket names: 3-63 lowercase letters, digits, '-', '_', '.', starting and ending alphanumeric.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
@@ -85,6 +93,23 @@ def check_source_type(source_type: str) -> None:
         raise ValueError(f"source_type must be one of {', '.join(SOURCE_TYPES)}, got {source_type!r}")
 
 
+def kafka_package_for_version(version: str) -> str:
+    """The Kafka connector for the Spark of a Dataproc image or Serverless runtime version: `2.2`,
+    `2.2-debian12` or `2.2.61-ubuntu22` (the image's major.minor decides); ValueError for another."""
+    line = re.match(r"^\s*(\d+\.\d+)(?:[.-].*)?$", version or "")
+    spark = DATAPROC_SPARK.get(line.group(1)) if line else None
+    if spark is None:
+        raise ValueError(
+            f"unknown Dataproc image or runtime version {version!r}; known: {', '.join(sorted(DATAPROC_SPARK))}"
+        )
+    return KAFKA_PACKAGE_BY_SPARK[spark]
+
+
 def kafka_package() -> str:
-    """The Kafka connector coordinates; SPARK_KAFKA_PACKAGE overrides them to match the cluster's Spark."""
-    return os.environ.get(KAFKA_PACKAGE_ENV) or KAFKA_PACKAGE_DEFAULT
+    """The Kafka connector coordinates for cluster jobs: SPARK_KAFKA_PACKAGE when set, else the connector of
+    the cluster's image named by DATAPROC_IMAGE_VERSION (2.2/2.3: Spark 3.5, 3.0: Spark 4.0), else Spark 4's."""
+    explicit = os.environ.get(KAFKA_PACKAGE_ENV)
+    if explicit:
+        return explicit
+    image = os.environ.get(IMAGE_VERSION_ENV)
+    return kafka_package_for_version(image) if image else KAFKA_PACKAGE_DEFAULT

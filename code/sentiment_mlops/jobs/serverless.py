@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sentiment_mlops.jobs.layout import DATAPROC_SPARK, KAFKA_PACKAGE_BY_SPARK
 from sentiment_mlops.jobs.validation import REPEATED_URI_FIELDS, _check_labels, build_proto, validate_job
 
 if TYPE_CHECKING:
     from google.cloud import dataproc_v1
 
-RUNTIME_SPARK = {"2.2": "3.5", "2.3": "3.5", "3.0": "4.0"}
+RUNTIME_SPARK = DATAPROC_SPARK
 DEFAULT_RUNTIME = "2.2"
 MIN_TTL_SECONDS = 600
 MAX_TTL_SECONDS = 14 * 24 * 3600  # Dataproc's limit: a stream must be redeployed before then
@@ -52,9 +53,7 @@ def kafka_package_for_runtime(runtime_version: str) -> str:
     spark = RUNTIME_SPARK.get(runtime_version)
     if spark is None:
         raise ValueError(f"unknown Serverless runtime {runtime_version!r}; known: {', '.join(sorted(RUNTIME_SPARK))}")
-    scala = "2.12" if spark.startswith("3.") else "2.13"
-    patch = {"3.5": "3.5.3", "4.0": "4.0.1"}[spark]
-    return f"org.apache.spark:spark-sql-kafka-0-10_{scala}:{patch}"
+    return KAFKA_PACKAGE_BY_SPARK[spark]
 
 
 def batch_id_for(job_id: str) -> str:

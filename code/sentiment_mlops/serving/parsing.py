@@ -29,6 +29,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sentiment_mlops.serving.spark_compat import is_valid_utf8, try_cast
+
 MAX_TEXT_CHARS = 10_000
 RAW_CHARS = 2_000  # quarantined raw input is cut to this length
 EARLIEST_TS = "1900-01-01 00:00:00"
@@ -45,18 +47,18 @@ KAFKA_JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corru
 
 def label_from(value: Column) -> Column:
     """A string column -> int label 0/1, or null (no label) for anything but 0, 1 and 4."""
-    number = value.try_cast("double")
+    number = try_cast(value, "double")
     return F.when(number == 0, F.lit(0)).when((number == 1) | (number == 4), F.lit(1)).cast("int")
 
 
 def timestamp_from(value: Column, fallback: Column) -> Column:
     """A string column (ISO-8601, epoch seconds or milliseconds) -> timestamp within years 1900-2199,
     else `fallback`."""
-    number = value.try_cast("double")
+    number = try_cast(value, "double")
     seconds = F.when(number > 1e11, number / 1000).otherwise(number)
     in_range = seconds.between(-2_208_988_800, 7_258_118_400)  # 1900-01-01 .. 2200-01-01
-    from_number = F.when(in_range, F.timestamp_micros((seconds * 1_000_000).try_cast("long")))
-    from_text = F.when(number.isNull(), F.trim(value).try_cast("timestamp"))
+    from_number = F.when(in_range, F.timestamp_micros(try_cast(seconds * 1_000_000, "long")))
+    from_text = F.when(number.isNull(), try_cast(F.trim(value), "timestamp"))
     parsed = F.coalesce(from_number, from_text)
     sane = parsed.between(F.lit(EARLIEST_TS).cast("timestamp"), F.lit(LATEST_TS).cast("timestamp"))
     return F.when(sane, parsed).otherwise(fallback)
@@ -108,7 +110,7 @@ def parse_kafka_batch(messages: DataFrame) -> DataFrame:
     `source` is `topic/partition/offset` and `source_row` the offset; JSON goes through `from_json` with
     a fixed schema (no Python)."""
     as_text = F.col("value").cast("string")
-    valid = F.expr("is_valid_utf8(cast(value as string))")
+    valid = is_valid_utf8("value")
     parsed = messages.select(
         "value", "topic", "partition", "offset", "timestamp",
         F.when(valid, F.from_json(as_text, KAFKA_JSON_SCHEMA, KAFKA_JSON_OPTIONS)).alias("j"),

@@ -16,7 +16,8 @@ stage on real tweets): sums run in Spark's order (no numpy reductions, no pairwi
 sums), so labels, raw predictions and probabilities are the same doubles. One caveat: the logistic
 probability goes through exp(), which is Java's Math.exp in Spark and the C library's here; both
 are within 1 ulp of the true value and usually agree to the last bit, but not always: with the
-v2 features one real tweet in about 400 got a probability 1 ulp away (labels and margins equal).
+v2 features one real tweet in about 400 got a probability 1 ulp away, and a probability near 0.03 was
+seen 2 ulps away (1 ulp of exp carried through `1 + e` and the division); labels and margins are equal.
 LinearSVC has no probability in Spark; `Prediction.probability` is then None
 (its margin is in `raw_prediction`).
 
