@@ -2,7 +2,7 @@
 # The jobs' tests on Spark 3.5 (Dataproc image 2.2/2.3, Serverless runtime 2.2): makes .venv-spark35 with
 # scripts/bootstrap_spark35.sh, then runs the training job, the file-source stream's parsing, the Spark-free
 # model's parity with Spark and the Kafka source choice in it. No Airflow there: only these files run.
-# ./run_tests.sh runs it after the main suite (SKIP_SPARK35=1 skips it). Extra arguments go to pytest.
+# SPARK35=1 ./run_tests.sh runs it after the main suite (the GitHub workflow does). Extra arguments go to pytest.
 #   scripts/test_spark35.sh
 #   scripts/test_spark35.sh -k parity
 set -euo pipefail
