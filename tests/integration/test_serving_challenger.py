@@ -5,7 +5,6 @@ served prediction is never replaced and the stream never stops. Real Spark, real
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from sentiment_mlops import jobs
 from sentiment_mlops.core.storage import local_path
 from sentiment_mlops.registry.model_watcher import LoadedModel, ModelWatcher
 from sentiment_mlops.serving import job as serving_job
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +31,6 @@ def _drop(folder: Path, name: str, rows: list[tuple[str, str]]) -> None:
     tmp = folder / f".{name}.part"
     tmp.write_text("id,text\n" + "\n".join(f'{i},"{t}"' for i, t in rows) + "\n")
     tmp.rename(folder / name)
-
-
-def _wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _log_pipeline(spark: Any, sample_csv: Path, reg_param: float) -> str:
@@ -115,7 +106,7 @@ def test_challenger_beside_the_served_model_then_removed_then_broken(
 
         # 2. the alias is removed while the stream runs: the challenger is let go, the rows go on
         client.delete_registered_model_alias(name, "challenger")
-        _wait_for(lambda: state.challenger.current is None, "the challenger to be let go")
+        wait_for(lambda: state.challenger.current is None, "the challenger to be let go", timeout=60, poll=0.3)
         _drop(inbox, "two.csv", [("b1", "what a lovely morning")])
         query.processAllAvailable()
         rows = pd.read_parquet(out).set_index("id")
@@ -130,7 +121,12 @@ def test_challenger_beside_the_served_model_then_removed_then_broken(
             mlflow.log_text("this is not a Spark model", "junk/README.txt")
         broken = client.create_model_version(name, f"{run.info.artifact_uri}/junk", run_id=run.info.run_id).version
         client.set_registered_model_alias(name, "challenger", broken)
-        _wait_for(lambda: broken in state.challenger.stats.rejected_versions, "the broken challenger's rejection")
+        wait_for(
+            lambda: broken in state.challenger.stats.rejected_versions,
+            "the broken challenger's rejection",
+            timeout=60,
+            poll=0.3,
+        )
         _drop(inbox, "three.csv", [("c1", "still serving?")])
         query.processAllAvailable()
         assert pd.isna(pd.read_parquet(out).set_index("id").loc["c1", "challenger_model_version"])

@@ -24,6 +24,7 @@ from tests.fixtures_serving import (
     served_version_fixture,  # noqa: F401
     train_serving_model,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,15 +61,6 @@ def _out(tag: str) -> Path:
 def _predictions(tag: str) -> pd.DataFrame:
     folder = _out(tag) / "predictions"
     return pd.read_parquet(folder) if folder.exists() else pd.DataFrame()
-
-
-def _wait_for(condition, timeout: float = 90.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.timeout(600)
@@ -125,7 +117,7 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
 
         # 3. a new version takes the alias: later rows carry it, no batch fails
         new_version = train_serving_model(spark, sample_csv, mlflow_server, "svc")
-        _wait_for(lambda: state.watcher.current.version == new_version, what="hot-swap to the new version")
+        wait_for(lambda: state.watcher.current.version == new_version, what="hot-swap to the new version")
         _drop(inbox, "after-swap.csv", [("c1", "what a lovely morning")])
         query.processAllAvailable()
         out = _predictions(tag).set_index("id")
@@ -141,7 +133,7 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
             mlflow.log_text("this is not a Spark model", "junk/README.txt")
         broken = client.create_model_version(MODEL, source=f"{run.info.artifact_uri}/junk", run_id=run.info.run_id)
         client.set_registered_model_alias(MODEL, "production", broken.version)
-        _wait_for(lambda: broken.version in state.watcher.stats.rejected_versions, what="rejection of broken version")
+        wait_for(lambda: broken.version in state.watcher.stats.rejected_versions, what="rejection of broken version")
         _drop(inbox, "after-broken.csv", [("d1", "still serving?")])
         query.processAllAvailable()
         assert _predictions(tag).set_index("id").loc["d1", "model_version"] == new_version
@@ -186,7 +178,7 @@ def test_kill_minus_nine_and_restart_gives_every_row_exactly_once(mlflow_server,
     metrics_dir = _out(tag) / "_metrics" / "batches"
     try:
         # kill -9 once some batches are committed and more are in flight
-        _wait_for(lambda: len(list(metrics_dir.glob("batch-*.json"))) >= 2, timeout=240, what="two batches")
+        wait_for(lambda: len(list(metrics_dir.glob("batch-*.json"))) >= 2, timeout=240, what="two batches")
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()

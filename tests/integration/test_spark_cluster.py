@@ -35,6 +35,7 @@ from sentiment_mlops.core.settings import Settings
 from sentiment_mlops.core.storage import local_path
 from sentiment_mlops.jobs.packaging import build_package_zip
 from sentiment_mlops.registry import lookups
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 CODE = Path(__file__).resolve().parents[2] / "code"
@@ -72,15 +73,6 @@ def ctl(cluster: SparkCluster, sentiment_home: Path) -> Iterator[LocalJobControl
 
 def _log(ctl: LocalJobController, job_id: str, n: int = 60) -> str:
     return "\n".join(ctl.log_tail(job_id, n))
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _app(cluster: SparkCluster, ctl: LocalJobController, job_id: str) -> dict:
@@ -229,14 +221,19 @@ def test_stream_hot_swaps_refuses_a_newer_spark_model_and_survives_a_worker_sigk
     try:
         # 1. a dropped file is scored by the job on the cluster with the @production version
         expected |= _drop(inbox, "a.csv", _rows("a", 20))
-        _wait_for(lambda: expected <= _seen(tag), 600, "the first drop's predictions")
+        wait_for(lambda: expected <= _seen(tag), "the first drop's predictions", timeout=600, poll=1)
         assert set(_predictions(tag)["model_version"]) == {first}
         assert ctl.get(job_id).state == RUNNING
 
         # 2. a version saved by a newer Spark is refused with the reason; the current one keeps serving
         future = _future_spark_version(client, first, tmp_path)
         lookups.promote(client, BEST, future)
-        _wait_for(lambda: "saved by Spark 99.0.0" in _log(ctl, job_id, 400), 180, "the newer-Spark model's refusal")
+        wait_for(
+            lambda: "saved by Spark 99.0.0" in _log(ctl, job_id, 400),
+            "the newer-Spark model's refusal",
+            timeout=180,
+            poll=1,
+        )
         assert f"rejected {BEST} v{future}" in _log(ctl, job_id, 400)
 
         # 3. hot-swap: a new version takes the alias; later rows carry it, no batch fails
@@ -252,15 +249,17 @@ def test_stream_hot_swaps_refuses_a_newer_spark_model_and_survives_a_worker_sigk
             time.sleep(4)
             return swapped in set(_predictions(tag, strict=False)["model_version"])
 
-        _wait_for(scored_by_new_version, 300, f"rows scored by v{swapped}")
+        wait_for(scored_by_new_version, f"rows scored by v{swapped}", timeout=300, poll=1)
 
         # 4. SIGKILL a worker (its executor and Python workers with it) while files are being scored
         for f in range(6):
             expected |= _drop(inbox, f"c{f}.csv", _rows(f"c{f}", 200))
-        _wait_for(lambda: any(i.startswith("c0-") for i in _seen(tag)), 300, "the first c file")
+        wait_for(lambda: any(i.startswith("c0-") for i in _seen(tag)), "the first c file", timeout=300, poll=1)
         cluster.kill("worker-1", signal.SIGKILL)
-        _wait_for(lambda: len(alive_workers(cluster.state())) == 1, 120, "the master to drop the dead worker")
-        _wait_for(lambda: expected <= _seen(tag), 600, "every row after the worker died")
+        wait_for(
+            lambda: len(alive_workers(cluster.state())) == 1, "the master to drop the dead worker", timeout=120, poll=1
+        )
+        wait_for(lambda: expected <= _seen(tag), "every row after the worker died", timeout=600, poll=1)
         time.sleep(5)  # the last batch's files are complete once its rows are all readable
         out = _predictions(tag)
         assert not out["id"].duplicated().any(), "a row was predicted twice"
@@ -285,15 +284,18 @@ def test_driver_killed_and_restarted_scores_every_row_exactly_once(
     metrics = local_path(f"gs://{tag}-predictions") / "_metrics" / "batches"
     first = ctl.submit(_stream_job(tag, mlflow_server, f"crash-a-{uuid.uuid4().hex[:6]}"))
     try:
-        _wait_for(lambda: len(list(metrics.glob("batch-*.json"))) >= 2, 600, "two committed batches")
+        wait_for(lambda: len(list(metrics.glob("batch-*.json"))) >= 2, "two committed batches", timeout=600, poll=1)
     finally:
         # The driver's machine goes away: spark-submit, the Python driver and its supervisor, at once.
         signal_session(first.pid, signal.SIGKILL)  # type: ignore[arg-type]
     killed = ctl.get(first.job_id)
     assert killed.state == ERROR and "killed" in killed.details
     assert len(list(metrics.glob("batch-*.json"))) < 10, "the crash should interrupt the stream before it finished"
-    _wait_for(
-        lambda: _app(cluster, ctl, first.job_id)["state"] != "RUNNING", 120, "the master to end the dead driver's app"
+    wait_for(
+        lambda: _app(cluster, ctl, first.job_id)["state"] != "RUNNING",
+        "the master to end the dead driver's app",
+        timeout=120,
+        poll=1,
     )
 
     second = ctl.submit(
