@@ -42,6 +42,7 @@ def first_run(spark, sample_csv: Path, mlflow_server: str, sentiment_home: Path)
     summary.production_versions = {  # type: ignore[attr-defined]
         key: _alias_version(client, info["registered_model"], "production") for key, info in summary.models.items()
     }
+    summary.best_production_run_id = client.get_model_version_by_alias(f"{BASE}-best", "production").run_id  # type: ignore[attr-defined]
     return summary
 
 
@@ -92,8 +93,7 @@ def test_trains_registers_and_promotes_all_three(first_run, mlflow_server: str) 
             assert first_run.production_versions[key] is None
     assert first_run.models[first_run.best_model]["promotion"]["promote"] is True
     assert first_run.promotion["promote"] is True
-    best = client.get_model_version_by_alias(f"{BASE}-best", "production")
-    assert best.run_id == first_run.models[first_run.best_model]["run_id"]
+    assert first_run.best_production_run_id == first_run.models[first_run.best_model]["run_id"]
     parent = client.get_run(first_run.parent_run_id)
     child_parents = {client.get_run(i["run_id"]).data.tags.get("mlflow.parentRunId") for i in first_run.models.values()}
     assert child_parents == {first_run.parent_run_id}
