@@ -44,3 +44,18 @@ def test_start_and_stop_free_the_port(tmp_path: Path) -> None:
     assert healthy(server.url) and (tmp_path / "mlflow" / "mlflow.db").exists()
     server.stop()
     assert not port_in_use(server.port) and not server.pid_file.exists()
+
+
+def test_stop_with_a_stale_pid_file_leaves_the_pid_s_new_owner_alone(tmp_path: Path) -> None:
+    """After a crash the pid file outlives the server, and the number may belong to another program by
+    now (pid_max is 32768 in many containers): `stop` must not kill that program's process group."""
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        port = free_port()
+        (tmp_path / f"mlflow-{port}.pid").write_text(str(bystander.pid))
+        MlflowServer(data_dir=tmp_path, port=port).stop(timeout=2)
+        assert bystander.poll() is None
+        assert not (tmp_path / f"mlflow-{port}.pid").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -143,12 +143,26 @@ def migration_output(pg_settings: Settings, embedded_registry: dict[str, Any], a
 
 
 @pytest.fixture(scope="module")
-def production_mlflow(pg_settings: Settings, migration_output: str) -> Iterator[str]:
+def production_mlflow_server(pg_settings: Settings, migration_output: str) -> Iterator[MlflowServer]:
     server = MlflowServer(data_dir=pg_settings.mlflow_dir, port=free_port(), settings=pg_settings).start(timeout=240)
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def production_mlflow(production_mlflow_server: MlflowServer) -> str:
+    return production_mlflow_server.url
+
+
+def _assert_still_serving(server: MlflowServer) -> None:
+    """The server outlived the DAG run; if not, say how it ended and what it logged last."""
+    assert server.process is not None
+    code = server.process.poll()
+    if code is not None:
+        tail = server.log_file.read_text(errors="replace").splitlines()[-40:]
+        pytest.fail(f"the production MLflow server exited with {code}; its log ends with:\n" + "\n".join(tail))
 
 
 @pytest.fixture
@@ -383,6 +397,7 @@ def _dag_run_states(settings: Settings, dag_id: str) -> list[str]:
 @pytest.mark.timeout(3600)  # carries the training when it runs first; Spark on a shared 2-core machine
 def test_training_dag_on_the_production_profile_registers_and_serves(
     pg_settings: Settings,
+    production_mlflow_server: MlflowServer,
     production_mlflow: str,
     trained: str,
     as_admin: dict[str, str],
@@ -393,6 +408,7 @@ def test_training_dag_on_the_production_profile_registers_and_serves(
     from sentiment_mlops.online.model import load_model
 
     assert _dag_run_states(pg_settings, "sentiment_training_local") == ["success"]  # recorded in PostgreSQL
+    _assert_still_serving(production_mlflow_server)
 
     # The online server's environment: MLFLOW_TRACKING_URI (MLflow resolves models:/ URIs against it)
     # and MLflow's own credential variables (as_admin).
@@ -415,6 +431,7 @@ def test_training_dag_on_the_production_profile_registers_and_serves(
 @pytest.mark.timeout(3600)  # the training it needs, when it runs first, then a streaming job
 def test_serving_dags_on_the_production_profile_score_with_the_trained_model(
     pg_settings: Settings,
+    production_mlflow_server: MlflowServer,
     production_mlflow: str,
     production_airflow: ProductionAirflow,
     trained: str,
@@ -436,6 +453,7 @@ def test_serving_dags_on_the_production_profile_score_with_the_trained_model(
     try:
         conf = {"deploy_mode": "production", "source_type": "file", "wait_timeout_seconds": 900}
         deploy = production_airflow.run("dags", "test", "sentiment_model_serving", "-c", json.dumps(conf), timeout=1200)
+        _assert_still_serving(production_mlflow_server)
         assert deploy.returncode == 0, (deploy.stdout + deploy.stderr)[-6000:]
         parts = sorted(
             (pg_settings.home / "buckets" / PREDICTIONS_BUCKET / "predictions").glob("date=*/part-*.parquet")

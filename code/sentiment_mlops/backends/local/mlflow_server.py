@@ -127,9 +127,10 @@ class MlflowServer:
 
     def stop(self, timeout: float = 20.0) -> None:
         pid = self.process.pid if self.process else _read_pid(self.pid_file)
-        if pid is None:
-            return
-        _kill_group(pid, timeout)
+        if pid is not None and self.process is None and not _is_mlflow_server(pid, self.port):
+            pid = None  # a stale pid file: with pid_max 32768 its number may belong to anything now
+        if pid is not None:
+            _kill_group(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
         self.process = None
 
@@ -139,6 +140,15 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def _is_mlflow_server(pid: int, port: int) -> bool:
+    """Guards against pid reuse: only signal a process whose command line is `mlflow server ... --port PORT`."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return "server" in argv and "--port" in argv and str(port) in argv and any("mlflow" in a for a in argv[:3])
 
 
 def _kill_group(pid: int, timeout: float) -> None:

@@ -368,7 +368,8 @@ class SparkCluster:
                     if name in self.processes:
                         self.processes[name].poll()
                     time.sleep(0.2)
-                signal_session(pid, signal.SIGKILL)
+                if pid_alive(pid) or session_members(pid):  # never signal a pid freed (and maybe reused) meanwhile
+                    signal_session(pid, signal.SIGKILL)
                 if name in self.processes:
                     self.processes[name].wait(timeout=10)
                 stopped.append(name)
