@@ -214,6 +214,14 @@ class ServingState:
     challenger: ModelWatcher[Any] | None = None  # --challenger-alias (None: off)
 
 
+def utc_timestamp(moment: datetime) -> Column:
+    """A timestamp literal for `moment`, naive meaning UTC. PySpark turns a naive datetime into an
+    instant with the driver's local time zone, so a naive UTC clock reading would land hours off on
+    a laptop outside UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return F.lit(aware).cast("timestamp")
+
+
 def score_batch(
     parsed: DataFrame,
     current: LoadedModel[Any],
@@ -231,7 +239,7 @@ def score_batch(
     fixed = {
         "model_name": F.lit(current.name),
         "model_version": F.lit(current.version),
-        "prediction_timestamp": F.lit(now),
+        "prediction_timestamp": utc_timestamp(now),
         "batch_id": F.lit(batch_id),
     }
 
@@ -344,7 +352,7 @@ def quarantine_bad_rows(state: ServingState, parsed: DataFrame, stats: BatchStat
         return
     quarantine = parsed.filter(F.col("error").isNotNull()).select(
         "source", "source_row", "raw", "error",
-        F.lit(now).cast("timestamp").alias("quarantined_at"),
+        utc_timestamp(now).alias("quarantined_at"),
     )  # fmt: skip
     date = now.strftime("%Y-%m-%d")
     serving_sinks.write_batch_parquet(quarantine, state.quarantine_base, date, stream, stats.batch_id)
@@ -404,7 +412,7 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
     the rest, record metrics. Earlier attempts of the same batch id are deleted first, so a replay
     overwrites instead of duplicating. Returns the batch's counts and timings."""
     started = time.perf_counter()
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
     current = state.watcher.current  # read once: the whole batch uses this version
     if current is None:
         raise RuntimeError("no model loaded")
