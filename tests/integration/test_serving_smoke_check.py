@@ -26,8 +26,9 @@ def _labels_sql(right: int, invert: bool = False) -> str:
     return f"CASE text {' '.join(cases)} ELSE CAST(0 AS DOUBLE) END"
 
 
-def _register(spark, client, prediction_sql: str) -> str:  # type: ignore[no-untyped-def]
-    """Log and register a pipeline that answers `prediction_sql` AS prediction for every text."""
+def _register(spark, client, prediction_sql: str, name: str = NAME) -> str:  # type: ignore[no-untyped-def]
+    """Log and register (as a version of `name`) a pipeline that answers `prediction_sql` AS prediction
+    for every text."""
     import mlflow
     import mlflow.spark
     from pyspark.ml import Pipeline
@@ -41,7 +42,7 @@ def _register(spark, client, prediction_sql: str) -> str:  # type: ignore[no-unt
     mlflow.set_experiment("smoke-itest")  # not the active experiment id an earlier test set on its server
     with mlflow.start_run(run_name=f"smoke {prediction_sql}") as run:
         mlflow.spark.log_model(model, "model", signature=model_signature(), pip_requirements=MODEL_PIP_REQUIREMENTS)
-    return str(mlflow.register_model(f"runs:/{run.info.run_id}/model", NAME, await_registration_for=120).version)
+    return str(mlflow.register_model(f"runs:/{run.info.run_id}/model", name, await_registration_for=120).version)
 
 
 @pytest.mark.timeout(600)
