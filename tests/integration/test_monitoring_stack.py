@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sentiment_mlops import jobs
 from sentiment_mlops.backends.local.mlflow_server import free_port
 from sentiment_mlops.core.storage import local_path
+from sentiment_mlops.orchestration.tasks import monitoring as monitoring_tasks
 from sentiment_mlops.serving import job as serving_job
 from sentiment_mlops.serving import prometheus_metrics
 from tests.fixtures_serving import SERVING_MODEL as MODEL
@@ -58,7 +59,7 @@ def test_promtool_checks_the_config_and_rules() -> None:
     assert config.returncode == 0, config.stdout + config.stderr
     rules = _promtool("check", "rules", "alerts.yml")
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 10 rules found" in rules.stdout
+    assert "SUCCESS: 11 rules found" in rules.stdout
 
 
 def test_every_alert_has_a_passing_unit_test() -> None:
@@ -290,6 +291,9 @@ def test_prometheus_scrapes_the_stream_and_online_server_and_every_panel_has_dat
         accuracy = Gauge("sentiment_live_accuracy", "Accuracy on labelled rows", ["model_version"], registry=quality)
         psi.labels("text_length").set(0.04)
         accuracy.labels(served_version).set(0.8)
+        comparison = {"served_version": served_version, "challenger_version": "99", "agreement": 0.9,
+                      "labelled_rows": 40, "served_accuracy": 0.8, "challenger_accuracy": 0.85}  # fmt: skip
+        monitoring_tasks.challenger_gauges(quality, {"comparisons": [comparison]})
         push_to_gateway(pushgateway_url, job="sentiment-monitoring", registry=quality)
         for i in range(12):
             text = "i love it" if i % 2 else "i hate it"

@@ -371,7 +371,7 @@ def push_metrics(url: str, report: dict[str, Any], timeout: float = 5.0) -> str:
         if v["live_accuracy"] is not None:
             accuracy.labels(model_version=v["model_version"]).set(v["live_accuracy"])
         labelled.labels(model_version=v["model_version"]).set(v["labelled_rows"])
-    _challenger_gauges(registry, report.get("challenger") or {})
+    challenger_gauges(registry, report.get("challenger") or {})
     try:
         push_to_gateway(url, job=PUSH_JOB, registry=registry, timeout=timeout)
     except Exception as exc:  # URLError, timeout, HTTP error
@@ -380,7 +380,7 @@ def push_metrics(url: str, report: dict[str, Any], timeout: float = 5.0) -> str:
     return "pushed"
 
 
-def _challenger_gauges(registry: Any, section: dict[str, Any]) -> None:
+def challenger_gauges(registry: Any, section: dict[str, Any]) -> None:
     """Agreement and both live accuracies per (served, challenger) pair in the window."""
     from prometheus_client import Gauge
 
