@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -52,7 +51,9 @@ from serving_common import (  # noqa: E402
     batch_window,
     drop_csv,
     file_commit_latencies,
+    finish,
     load_tweets,
+    mlflow_server,
     parquet_rows,
     pct,
     read_metrics,
@@ -399,7 +400,6 @@ def compare(
 def main(argv: list[str] | None = None) -> int:
     opts = parse_options(argv)
     home = prepare_environment(opts)
-    from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
     from sentiment_mlops.core.spark_session import get_spark
 
     tweets = load_tweets(Path(opts.input))
@@ -411,27 +411,19 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_start": [round(x, 2) for x in os.getloadavg()], "options": vars(opts),
         "tweets_available": len(tweets),
     }  # fmt: skip
-    server = MlflowServer(data_dir=home / "mlflow", port=free_port()).start()
-    os.environ["MLFLOW_TRACKING_URI"] = server.url
-    spark = None
-    try:
-        spark = get_spark(
-            "bench-serving",
-            extra={"spark.sql.files.ignoreMissingFiles": "true", "spark.sql.streaming.metricsEnabled": "true"},
-        )
-        result.update(run_scenarios(spark, opts, home, server.url, TweetFeed(tweets)))
-    finally:
-        if spark is not None:
-            spark.stop()
-        server.stop()
-        if not opts.keep_home:
-            shutil.rmtree(home, ignore_errors=True)
-    result["total_seconds"] = round(time.perf_counter() - started, 1)
-    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    print_report(result)
-    Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.out).write_text(json.dumps(result, indent=2, default=str))
-    print(f"\nwrote {opts.out}" + (f" (home kept: {home})" if opts.keep_home else ""))
+    with mlflow_server(home, opts.keep_home) as mlflow_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = mlflow_uri
+        spark = None
+        try:
+            spark = get_spark(
+                "bench-serving",
+                extra={"spark.sql.files.ignoreMissingFiles": "true", "spark.sql.streaming.metricsEnabled": "true"},
+            )
+            result.update(run_scenarios(spark, opts, home, mlflow_uri, TweetFeed(tweets)))
+        finally:
+            if spark is not None:
+                spark.stop()
+    finish(result, started, opts.out, print_report, home if opts.keep_home else None)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Shared pieces of the serving benchmarks (bench/serving.py, bench/serving_swap.py): tweets, file drops,
-the job's metrics, a scenario's query."""
+"""Shared pieces of the serving benchmarks (bench/serving.py, bench/serving_swap.py, bench/scaling.py):
+tweets, file drops, the job's metrics, a scenario's query."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import csv
 import json
 import logging
 import math
+import os
 import random
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +34,34 @@ log = logging.getLogger("bench.serving")
 
 # --------------------------------------------------------------------------------------------
 # Small helpers.
+
+
+@contextmanager
+def mlflow_server(home: Path, keep_home: bool) -> Iterator[str]:
+    """A temporary MLflow server (SQLite under `home`); yields its URL, then stops it and, unless
+    `keep_home`, removes `home`."""
+    from sentiment_mlops.backends.local.mlflow_server import MlflowServer, free_port
+
+    server = MlflowServer(data_dir=home / "mlflow", port=free_port()).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        if not keep_home:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def finish(
+    result: dict[str, Any], started: float, out: str, report: Callable[[dict[str, Any]], None], kept_home: Path | None
+) -> None:
+    """Total seconds (since perf_counter `started`) and the end load average into `result`; the report
+    printed and the JSON written to `out`."""
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    report(result)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2, default=str))
+    print(f"\nwrote {out}" + (f" (home kept: {kept_home})" if kept_home else ""))
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -104,16 +134,28 @@ def batch_window(record: dict[str, Any]) -> tuple[float, float]:
     return end - float(record["batch_duration_s"]), end
 
 
-def wait_rows(query: StreamingQuery, metrics_dir: Path, rows: int, timeout: float, what: str) -> float:
-    """Poll the metrics files until `rows` input rows are committed; returns the epoch it was seen."""
+def wait_metric_rows(
+    metrics_dir: Path, rows: int, timeout: float, what: str, check: Callable[[], None], poll: float = 0.05
+) -> float:
+    """Poll the metrics files until `rows` input rows are committed; returns the epoch it was seen. `check`
+    raises when the stream writing them has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if sum(r["rows_in"] for r in read_metrics(metrics_dir)) >= rows:
             return time.time()
+        check()
+        time.sleep(poll)
+    raise TimeoutError(f"{what}: fewer than {rows} rows committed after {timeout:.0f}s")
+
+
+def wait_rows(query: StreamingQuery, metrics_dir: Path, rows: int, timeout: float, what: str) -> float:
+    """wait_metric_rows for a query of this process."""
+
+    def check() -> None:
         if not query.isActive:
             raise RuntimeError(f"{what}: the streaming query ended: {query.exception()}")
-        time.sleep(0.05)
-    raise TimeoutError(f"{what}: fewer than {rows} rows committed after {timeout:.0f}s")
+
+    return wait_metric_rows(metrics_dir, rows, timeout, what, check)
 
 
 def summarize_batches(records: list[dict[str, Any]]) -> dict[str, Any]:
