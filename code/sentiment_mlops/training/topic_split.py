@@ -3,8 +3,8 @@
 The random test split shares topics with training (same days, same hashtags, same people), so it
 flatters a model that memorises topic words. The hidden hand-labelled set the project is judged
 on has topics absent from the sample. This split imitates it: among the mid-frequency words of
-the corpus (document frequency between MIN_DF and MAX_DF: topic words, not function words nor
-one-off typos), one word in `every` is picked by a stable hash (crc32) and declared a held-out
+the corpus (in at least MIN_DF tweets and at most MAX_DF_FRACTION of them: topic words, not function
+words nor one-off typos), one word in `every` is picked by a stable hash (crc32) and declared a held-out
 topic; every tweet that contains one of them leaves training and forms the grouped split.
 
 On the 100k sample (every=9, ~21% of rows) the baseline LinearSVC scored 0.765 on the random
@@ -22,7 +22,9 @@ from pyspark.sql import functions as F
 from sentiment_mlops.features.text_cleaning import CLEANING_RULES_V1, RAW_TEXT_COL, cleaning_expr
 
 MIN_DF = 3
-MAX_DF = 200
+# Relative, so the split keeps its size on any sample: 200 tweets of the 100k sample. A fixed 200
+# made nearly every word of a 4,000-row run a "topic" and held out 47% of its rows (12% now).
+MAX_DF_FRACTION = 0.002
 DEFAULT_EVERY = 9  # about 21% of the 100k sample lands in the grouped split
 _ROW_ID = "_topic_row_id"
 
@@ -44,10 +46,12 @@ def split_by_topic(df: DataFrame, every: int) -> tuple[DataFrame, DataFrame]:
         return df, df.limit(0)
     with_id = df.withColumn(_ROW_ID, F.xxhash64(F.col(RAW_TEXT_COL), F.col("label")))
     words = _words(with_id)
+    max_df = with_id.agg(F.greatest(F.lit(MIN_DF), F.round(F.count(F.lit(1)) * MAX_DF_FRACTION)).alias("max_df"))
     held = (
         words.groupBy("word")
         .agg(F.countDistinct(_ROW_ID).alias("df"))
-        .where((F.col("df") >= MIN_DF) & (F.col("df") <= MAX_DF) & (F.crc32(F.col("word")) % every == 0))
+        .crossJoin(F.broadcast(max_df))
+        .where((F.col("df") >= MIN_DF) & (F.col("df") <= F.col("max_df")) & (F.crc32(F.col("word")) % every == 0))
         .select("word")
     )
     grouped_ids = words.join(F.broadcast(held), "word").select(_ROW_ID).distinct()
