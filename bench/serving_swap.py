@@ -87,13 +87,15 @@ def timed_watcher(spark: SparkSession, mlflow_uri: str, timings: Timings) -> Cal
     """A `prepare` hook for serving_query: a watcher on SWAP_MODEL@SWAP_ALIAS whose loader and smoke check
     are timed, and which never polls by itself (the benchmark calls check_once)."""
     from sentiment_mlops.registry.model_watcher import ModelWatcher
+    from sentiment_mlops.registry.smoke_check import spark_smoke_check
     from sentiment_mlops.serving import job as serving_job
 
     def prepare(state: ServingState) -> None:
         state.watcher = ModelWatcher(
             tracking_uri=mlflow_uri, name=SWAP_MODEL, stage_or_alias=SWAP_ALIAS,
             loader=timings.wrap("load", serving_job.spark_model_loader(spark, "spark")),
-            smoke_check=timings.wrap("smoke", serving_job.smoke_check(spark)), poll_seconds=3600,
+            smoke_check=timings.wrap("smoke", spark_smoke_check(spark, passthrough=("id", "source"))),
+            poll_seconds=3600,
         )  # fmt: skip
 
     return prepare
