@@ -19,6 +19,16 @@ def _stat_fields(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()
 
 
+def cmdline(pid: int) -> list[str] | None:
+    """The argv of `pid` from /proc; None where the process is gone or /proc is missing. The pid-reuse
+    guards of the local services (MLflow, Tansu, Spark daemons) check it before signalling a pid."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.decode(errors="replace").split("\0")
+
+
 def start_ticks(pid: int) -> int | None:
     """Process start time in clock ticks (field 22 of /proc/PID/stat); None where /proc is missing."""
     fields = _stat_fields(pid)

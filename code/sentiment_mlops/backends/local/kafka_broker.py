@@ -64,7 +64,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from sentiment_mlops.backends.local.mlflow_server import ServiceError, port_in_use
-from sentiment_mlops.core.processes import pid_alive
+from sentiment_mlops.core.processes import cmdline, pid_alive
 from sentiment_mlops.core.settings import load_settings
 from sentiment_mlops.serving.kafka.end_offsets import true_end_offsets  # noqa: F401 - part of this CLI's API
 
@@ -158,11 +158,8 @@ def _api_client_ready(bootstrap: str, timeout_s: float) -> bool:
 
 def _is_tansu(pid: int) -> bool:
     """Guards against pid reuse: only signal a process whose command line names tansu."""
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
-    except OSError:
-        return False
-    return Path(argv0.decode(errors="replace")).name == "tansu"
+    argv = cmdline(pid)
+    return argv is not None and Path(argv[0]).name == "tansu"
 
 
 def _read_pid(path: Path) -> int | None:

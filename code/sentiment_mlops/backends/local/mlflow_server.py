@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sentiment_mlops.backends.local.services import ServiceError, free_port, healthy, port_in_use
+from sentiment_mlops.core.processes import cmdline
 from sentiment_mlops.core.settings import DEFAULT_MLFLOW_PORT, Settings, load_settings
 
 __all__ = ["MlflowServer", "ServiceError", "free_port", "healthy", "port_in_use", "server_for"]
@@ -144,9 +145,8 @@ def _read_pid(path: Path) -> int | None:
 
 def _is_mlflow_server(pid: int, port: int) -> bool:
     """Guards against pid reuse: only signal a process whose command line is `mlflow server ... --port PORT`."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
+    argv = cmdline(pid)
+    if argv is None:
         return False
     return "server" in argv and "--port" in argv and str(port) in argv and any("mlflow" in a for a in argv[:3])
 

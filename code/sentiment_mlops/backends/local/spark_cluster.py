@@ -41,7 +41,7 @@ from urllib.parse import urlparse
 from sentiment_mlops.backends.local.kafka_broker import _die_with_parent
 from sentiment_mlops.backends.local.mlflow_server import ServiceError, port_in_use
 from sentiment_mlops.backends.local.supervisor import session_members, signal_session
-from sentiment_mlops.core.processes import pid_alive
+from sentiment_mlops.core.processes import cmdline, pid_alive
 from sentiment_mlops.core.settings import SPARK_MASTER_ENV, load_settings
 
 DEFAULT_MASTER_PORT = 7077
@@ -186,10 +186,8 @@ def _read_pid(path: Path) -> int | None:
 
 def _is_spark_daemon(pid: int, main_class: str) -> bool:
     """Guards against pid reuse: only signal a JVM whose command line names the daemon's class."""
-    try:
-        return main_class.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    argv = cmdline(pid)
+    return argv is not None and main_class in "\0".join(argv)
 
 
 @dataclass
