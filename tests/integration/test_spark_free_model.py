@@ -201,6 +201,40 @@ def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, 
     assert {p.label for p in predictions} == {0, 1}  # both classes occur, so both branches are compared
 
 
+def test_registered_uri_resolves_on_the_given_server_not_the_process_default(
+    trained: TrainedModels, tmp_path: Path
+) -> None:
+    """The online server loads `models:/NAME@alias` from its --tracking-uri even when the process's
+    own MLflow default (MLFLOW_TRACKING_URI, `mlflow.set_tracking_uri`) names another store."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from sentiment_mlops.online.model import load_model
+
+    name = f"spark-free-resolve-{uuid.uuid4().hex[:8]}"
+    client = MlflowClient(trained.tracking_uri, trained.tracking_uri)
+    client.create_registered_model(name)
+    version = client.create_model_version(
+        name, f"runs:/{trained.run_ids['logisticregression']}/model", trained.run_ids["logisticregression"]
+    )
+    client.set_registered_model_alias(name, "production", version.version)
+
+    elsewhere = f"sqlite:///{tmp_path / 'other-mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(elsewhere)
+    try:
+        model = load_model(f"models:/{name}@production", trained.tracking_uri)
+        by_number = load_model(f"models:/{name}/{version.version}", trained.tracking_uri)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    texts = ["what a lovely day", "worst day ever"]
+    expected = [
+        p.label for p in load_model(trained.runs_uri("logisticregression"), trained.tracking_uri).predict(texts)
+    ]
+    assert [p.label for p in model.predict(texts)] == expected
+    assert [p.label for p in by_number.predict(texts)] == expected
+
+
 def test_loads_and_predicts_without_a_jvm(trained: TrainedModels) -> None:
     """In a fresh interpreter: no SparkContext, no Java gateway, no child process."""
     code = f"""

@@ -491,6 +491,33 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> SparkFreeMode
 
     with tempfile.TemporaryDirectory(prefix="spark-free-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=tracking_uri
+            artifact_uri=storage_uri(model_uri, tracking_uri),
+            dst_path=tmp,
+            tracking_uri=tracking_uri,
+            registry_uri=tracking_uri,
         )
         return load_local(local, source=model_uri)
+
+
+def storage_uri(model_uri: str, tracking_uri: str | None) -> str:
+    """Where a `models:/` URI's files live, looked up in the registry at `tracking_uri`.
+
+    MLflow resolves `models:/` itself with the process-wide registry URI and ignores the
+    `registry_uri` it is given (mlflow 3.17 `ModelsArtifactRepository._get_model_uri_infos`), so a
+    process whose MLFLOW_TRACKING_URI or `mlflow.set_tracking_uri` names another server would load
+    that server's model of the same name, or fail with RESOURCE_DOES_NOT_EXIST."""
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    if tracking_uri is None or not ModelsArtifactRepository.is_models_uri(model_uri):
+        return model_uri
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    root, sub_path = ModelsArtifactRepository.split_models_uri(model_uri)
+    found = get_model_name_and_version(client, root)
+    if len(found) == 1:  # models:/m-<id>, a logged model rather than a registered one
+        location = client.get_logged_model(found[0]).artifact_location
+    else:
+        location = client.get_model_version_download_uri(*found)
+    return f"{location.rstrip('/')}/{sub_path}" if sub_path else location
