@@ -114,6 +114,19 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
         assert "b1" in set(_predictions(tag)["id"]) and query.isActive
         assert "fine after it" in set(_predictions(tag)["text"])
 
+        # a batch whose every row is quarantined, and a batch of one empty file, add no prediction file
+        files_before = sorted((_out(tag) / "predictions").rglob("part-*.parquet"))
+        _drop(inbox, "all-bad.csv", [("q1", ""), ("q2", " ")])
+        query.processAllAvailable()
+        (inbox / "zero.csv").write_bytes(b"")
+        query.processAllAvailable()
+        assert sorted((_out(tag) / "predictions").rglob("part-*.parquet")) == files_before
+        batches = [json.loads(f.read_text()) for f in sorted((_out(tag) / "_metrics" / "batches").glob("*.json"))]
+        assert [(b["rows_in"], b["predicted"], b["quarantined"], b["empty_files"]) for b in batches[-2:]] == [
+            (2, 0, 2, 0),
+            (0, 0, 0, 1),
+        ]
+
         # 3. a new version takes the alias: later rows carry it, no batch fails
         new_version = train_serving_model(spark, sample_csv, mlflow_server, "svc")
         wait_for(lambda: state.watcher.current.version == new_version, what="hot-swap to the new version")
@@ -142,7 +155,7 @@ def test_file_drops_hot_swap_and_quarantine(spark, sample_csv, mlflow_server, se
         metrics_dir = _out(tag) / "_metrics" / "batches"
         records = [json.loads(p.read_text()) for p in sorted(metrics_dir.glob("batch-*.json"))]
         assert sum(r["predicted"] for r in records) == len(_predictions(tag))
-        assert sum(r["quarantined"] for r in records) == len(quarantine)
+        assert sum(r["quarantined"] for r in records) == len(pd.read_parquet(_out(tag) / "quarantine")) == 4
         assert {"rows_in", "batch_duration_s", "latency_s", "rows_per_s", "model_version"} <= set(records[0])
     finally:
         state.watcher.stop()

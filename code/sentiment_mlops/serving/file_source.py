@@ -42,6 +42,7 @@ from pyspark.sql.streaming import DataStreamReader
 
 from sentiment_mlops.core.storage import join_uri
 from sentiment_mlops.serving import parsing
+from sentiment_mlops.serving.column_cache import once_per_jvm
 
 log = logging.getLogger(__name__)
 Reader = TypeVar("Reader", DataStreamReader, DataFrameReader)
@@ -143,26 +144,46 @@ def file_summaries(rows: DataFrame) -> list[tuple[str, int, list[str | None]]]: 
 def _layout_map(layouts: dict[str, FileLayout]) -> Column:  # pragma: no mutate block
     entries: list[Column] = []
     for path, layout in layouts.items():
-        value = F.struct(
-            F.lit(layout.kind).alias("kind"), F.lit(layout.text).alias("text"), F.lit(layout.label).alias("label"),
-            F.lit(layout.id).alias("id"), F.lit(layout.timestamp).alias("timestamp"),
-            F.lit(layout.width).alias("width"), F.lit(layout.has_header).alias("has_header"),
-        )  # fmt: skip
-        entries += [F.lit(path), value]
+        entries += [F.lit(path), _layout_struct(layout)]
     return F.create_map(*entries)
+
+
+@once_per_jvm
+def _layout_struct(layout: FileLayout) -> Column:  # pragma: no mutate block
+    return F.struct(
+        F.lit(layout.kind).alias("kind"), F.lit(layout.text).alias("text"), F.lit(layout.label).alias("label"),
+        F.lit(layout.id).alias("id"), F.lit(layout.timestamp).alias("timestamp"),
+        F.lit(layout.width).alias("width"), F.lit(layout.has_header).alias("has_header"),
+    )  # fmt: skip
 
 
 def parse_file_rows(rows: DataFrame, layouts: dict[str, FileLayout]) -> DataFrame:  # pragma: no mutate block
     """Reader rows with `_idx` -> PARSED_COLUMNS, one row per record (header rows dropped)."""
-    if not layouts:
+    if not layouts:  # typed like a parse, so a batch of empty files goes through the same write
+        none = F.lit(None).cast("string")
         return parsing.finish(
-            rows.limit(0), id=F.lit(None), text=F.lit(None), label=F.lit(None), timestamp=F.lit(None),
-            arrival=F.lit(None), source=F.lit(None), source_row=F.lit(None), raw=F.lit(None), error=F.lit(None),
+            rows.limit(0), id=none, text=none, label=none, timestamp=none, arrival=F.lit(None).cast("timestamp"),
+            source=none, source_row=F.lit(None).cast("bigint"), raw=none, error=none,
         )  # fmt: skip
-    layout = _layout_map(layouts)[F.col("path")]
+    not_a_header, tokens, fields, selects = _file_row_columns()
+    df = (
+        rows.withColumn("_layout", _layout_map(layouts)[F.col("path")])
+        .filter(not_a_header)
+        .withColumn("_tokens", tokens)
+        .withColumn("_fields", fields)
+    )
+    for columns in selects:
+        df = df.select(*columns)
+    return df
+
+
+@once_per_jvm
+def _file_row_columns() -> tuple[Column, Column, Column, list[list[Column]]]:  # pragma: no mutate block
+    """The expressions of parse_file_rows over the reader's rows and `_layout` (the file's FileLayout):
+    (the header-row filter, `_tokens`, `_fields`, the selects that give PARSED_COLUMNS)."""
+    not_a_header = ~((F.col("_idx") == 0) & F.col("_layout.has_header"))
     tokens = F.array(*TOKENS)
     fields = F.greatest(F.lit(0), *[F.when(F.col(c).isNotNull(), F.lit(i + 1)) for i, c in enumerate(TOKENS)])
-    df = rows.withColumn("_layout", layout).filter(~((F.col("_idx") == 0) & F.col("_layout.has_header")))
     lay = F.col("_layout")
     expected = F.when(lay["has_header"], F.lit("header has ")).otherwise(F.lit("expected at most "))
     error = F.when(lay["kind"] == "no_text_header", F.lit("header has no 'text' column")).when(
@@ -173,8 +194,7 @@ def parse_file_rows(rows: DataFrame, layouts: dict[str, FileLayout]) -> DataFram
     first_row = F.col("_idx") == 0
     text = F.when(first_row, F.regexp_replace(text, "^\ufeff", "")).otherwise(text)  # a byte-order mark
     raw = F.coalesce(F.col("_raw"), F.concat_ws(",", F.col("_tokens")))
-    return parsing.finish(
-        df.withColumn("_tokens", tokens).withColumn("_fields", fields),
+    selects = parsing.finish_selects(
         id=F.get(F.col("_tokens"), lay["id"]),
         text=text,
         label=F.get(F.col("_tokens"), lay["label"]),
@@ -185,6 +205,7 @@ def parse_file_rows(rows: DataFrame, layouts: dict[str, FileLayout]) -> DataFram
         raw=F.regexp_replace(raw, "[\r\n]+$", ""),
         error=error,
     )
+    return not_a_header, tokens, fields, selects
 
 
 @dataclass
