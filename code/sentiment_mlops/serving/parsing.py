@@ -78,26 +78,11 @@ def text_error(text: Column, missing: str = "empty text") -> Column:
 FIELDS = ("id", "text", "label", "timestamp", "arrival", "source", "source_row", "raw", "error")
 
 
-def finish(
-    df: DataFrame,
-    *,
-    id: Column,
-    text: Column,
-    label: Column,
-    timestamp: Column,
-    arrival: Column,
-    source: Column,
-    source_row: Column,
-    raw: Column,
-    error: Column,
-) -> DataFrame:
-    """The common tail of both parsers: string fields and a first error -> PARSED_COLUMNS. `error` is
-    the source-specific reason (null when none); the text rules apply after it."""
-    selects = finish_selects(
-        id=id, text=text, label=label, timestamp=timestamp, arrival=arrival, source=source,
-        source_row=source_row, raw=raw, error=error,
-    )  # fmt: skip
-    for columns in selects:
+def finish(df: DataFrame, **fields: Column) -> DataFrame:
+    """The common tail of both parsers: string fields and a first error -> PARSED_COLUMNS. The fields
+    are those of `finish_selects`; `error` is the source-specific reason (null when none), and the
+    text rules apply after it."""
+    for columns in finish_selects(**fields):
         df = df.select(*columns)
     return df
 
