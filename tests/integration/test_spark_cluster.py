@@ -166,15 +166,16 @@ def _rows(prefix: str, n: int) -> list[tuple[str, str]]:
 
 
 def _predictions(tag: str, strict: bool = True) -> pd.DataFrame:
-    """Every prediction row on disk. While the stream runs (`strict=False`), a part file still being
-    written is skipped: the next poll reads it."""
+    """Every prediction row on disk: the part files in the day folders, not the staging folder that
+    Spark writes and deletes under `_staging/` while the stream runs. Then (`strict=False`), a file
+    moved or still being written is skipped: the next poll reads it."""
     folder = local_path(f"gs://{tag}-predictions") / "predictions"
-    files = [p for p in folder.rglob("*.parquet") if not p.name.startswith(".")] if folder.exists() else []
+    files = sorted(folder.glob("date=*/part-*.parquet"))
     frames = []
     for path in files:
         try:
             frames.append(pd.read_parquet(path))
-        except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        except (OSError, ValueError):  # FileNotFoundError is an OSError; pyarrow's ArrowInvalid a ValueError
             if strict:
                 raise
     return pd.concat(frames) if frames else pd.DataFrame({"id": [], "model_version": []})
