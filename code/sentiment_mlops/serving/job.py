@@ -330,16 +330,13 @@ def commit_latency(stats: BatchStats) -> None:
         stats.latency_s_max = round(now - stats.arrival_min, 3)
 
 
-def write_predictions(state: ServingState, predictions: DataFrame, date: str, stream: str, batch_id: int) -> list[str]:
-    """Parquet for the batch (and the Kafka topic with --write-kafka, from the same cached scores);
-    returns the Parquet files."""
+def write_predictions(state: ServingState, predictions: DataFrame, date: str, stream: str, batch_id: int) -> None:
+    """Parquet for the batch (and the Kafka topic with --write-kafka, from the same cached scores)."""
     if state.args.write_kafka:
         predictions = predictions.cache()
     try:
         # the sink writes batch_id (after stream) itself, so every output has the same trailing columns
-        written = serving_sinks.write_batch_parquet(
-            predictions.drop("batch_id"), state.output_base, date, stream, batch_id
-        )
+        serving_sinks.write_batch_parquet(predictions.drop("batch_id"), state.output_base, date, stream, batch_id)
         if state.args.write_kafka:
             from sentiment_mlops.serving.kafka.sink import write_json_messages
 
@@ -349,13 +346,12 @@ def write_predictions(state: ServingState, predictions: DataFrame, date: str, st
     finally:
         if state.args.write_kafka:
             predictions.unpersist()
-    return written
 
 
 def score_and_write(
     state: ServingState, parsed: DataFrame, current: LoadedModel[Any], stats: BatchStats, now: datetime, stream: str
-) -> list[str]:
-    """Score the good rows and write them in one pass; returns the Parquet files. A batch that fails
+) -> None:
+    """Score the good rows and write them in one pass. A batch that fails
     with the shadow challenger is written again without it; when that succeeds the challenger was the
     cause and is rejected (the served model's failures still fail the batch)."""
     challenger = state.challenger.current if state.challenger is not None else None
@@ -364,20 +360,19 @@ def score_and_write(
     date = now.strftime("%Y-%m-%d")
     predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features, challenger)
     try:
-        written = write_predictions(state, predictions, date, stream, stats.batch_id)
+        write_predictions(state, predictions, date, stream, stats.batch_id)
     except Exception as exc:  # retried without the challenger below, else re-raised
         if challenger is None:
             raise
         log.warning("batch %d failed with challenger v%s; writing it without", stats.batch_id, challenger.version)
         serving_sinks.delete_earlier_attempts(parsed.sparkSession, state.output_base, stream, stats.batch_id)
         predictions = score_batch(parsed, current, stats.batch_id, now, state.args.include_features)
-        written = write_predictions(state, predictions, date, stream, stats.batch_id)
+        write_predictions(state, predictions, date, stream, stats.batch_id)
         assert state.challenger is not None
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         state.challenger.reject(challenger.version, f"failed a batch: {type(exc).__name__}: {text}")
         challenger = None
     stats.challenger_version = challenger.version if challenger else None
-    return written
 
 
 def quarantine_bad_rows(state: ServingState, parsed: DataFrame, stats: BatchStats, now: datetime, stream: str) -> None:
@@ -462,14 +457,14 @@ def process_batch(state: ServingState, spark: SparkSession, raw_batch: DataFrame
         # The counts ride along the predictions' write (no pass of their own), so it runs even when
         # every row is quarantined; the empty file that leaves is removed.
         observation = Observation(f"serving-batch-{batch_id}")
-        written = score_and_write(state, parsed.observe(observation, *count_columns()), current, stats, now, stream)
+        score_and_write(state, parsed.observe(observation, *count_columns()), current, stats, now, stream)
         try:
             take_counts(observation.get, stats)
         except Exception as exc:  # noqa: BLE001 - e.g. a challenger retry; the counts then take a pass
             log.warning("batch %d: no counts from the write (%s); counting apart", batch_id, exc)
             count_batch(parsed, stats)
-        if not stats.predicted:
-            serving_sinks.delete_paths(spark, written)
+        if not stats.predicted:  # the write's schema-only file, removed as an earlier attempt would be
+            serving_sinks.delete_earlier_attempts(spark, state.output_base, stream, batch_id)
         quarantine_bad_rows(state, parsed, stats, now, stream)
     finally:
         cached.unpersist()

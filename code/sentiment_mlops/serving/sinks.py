@@ -98,12 +98,6 @@ def write_batch_parquet(
     return written
 
 
-def delete_paths(spark: SparkSession, uris: list[str]) -> None:  # pragma: no mutate block
-    for uri in uris:
-        fs, path = _fs_and_path(spark, uri)
-        fs.delete(path, True)
-
-
 def write_batch_metrics(
     spark: SparkSession, metrics_dir: str, stream: str, batch_id: int, record: dict[str, Any]
 ) -> str:
