@@ -1,6 +1,6 @@
 """Benchmark (not a test): the streaming serving job on local[2], file and Kafka sources, and model hot-swap.
 
-    .venv/bin/python bench/serving.py [--input PATH] [--models lr,svc,rf] [--train-rows 20000]
+    .venv/bin/python bench/serving.py [--input PATH] [--models lr,svc,rf] [--train-rows 20000] [-- TRAINING FLAGS]
 
 It starts its own MLflow server (SQLite, temporary SENTIMENT_HOME) and trains and registers one model per
 flavour with the real training job (`--force-promote`), then drives the serving job in-process as the tests do
@@ -217,7 +217,7 @@ def train_models(spark: SparkSession, opts: argparse.Namespace, home: Path, mlfl
 
     argv = ["--input", opts.input, "--output", str(home / "train-out"), "--mlflow-uri", mlflow_uri,
             "--registered-model-name", BASE_NAME, "--models", opts.models, "--max-rows", str(opts.train_rows),
-            "--enable-caching", "--force-promote"]  # fmt: skip
+            "--enable-caching", "--force-promote", *opts.train_flags]  # fmt: skip
     args = training_job.build_arg_parser().parse_args(argv)
     training_job.validate_args(args)
     t0 = time.perf_counter()
@@ -330,6 +330,7 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary SENTIMENT_HOME")
     parser.add_argument("--verbose", action="store_true", help="the job's INFO log lines")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serving.json"))
+    parser.add_argument("train_flags", nargs="*", help="after --: flags passed to the training job (feature levers)")
     return parser.parse_args(argv)
 
 

@@ -21,13 +21,16 @@ from typing import Any
 
 import pytest
 
+from sentiment_mlops.features import lexicon
 from sentiment_mlops.features.text_cleaning import cleaning_sql
 from sentiment_mlops.online import model as sfm
-from sentiment_mlops.training.model_catalog import MODEL_SPECS
+from sentiment_mlops.training.model_catalog import DEFAULT_LEXICON, MODEL_SPECS
 
 pytestmark = pytest.mark.integration
 
-NUM_FEATURES = 32768  # the training job's default
+NUM_FEATURES = 32768  # the training job's default hashing space
+# the classifier's input: the hashed terms, then one count per lexicon bucket (--lexicon, the default)
+INPUT_SIZE = NUM_FEATURES + (len(lexicon.BUCKETS) if DEFAULT_LEXICON else 0)
 TRAIN_ROWS = 3000
 EXPERIMENT = "spark-free-model-tests"
 
@@ -174,7 +177,7 @@ def _same_probabilities(got: tuple[float, ...] | None, spark_probs: list[float],
 def test_every_stage_and_prediction_equals_spark(spark, trained: TrainedModels, key: str) -> None:  # type: ignore[no-untyped-def]
     model = sfm.load_model(trained.runs_uri(key), trained.tracking_uri)
     assert model.model_type == MODEL_SPECS[key].display_name
-    assert model.num_features == NUM_FEATURES and model.spark_version == spark.version  # 3.5 and 4.x alike
+    assert model.num_features == INPUT_SIZE and model.spark_version == spark.version  # 3.5 and 4.x alike
     assert model.bigrams is False and model.describe()["bigrams"] is False  # the default: --no-bigrams
     texts = trained.texts
     assert len(texts) >= 400
@@ -272,7 +275,7 @@ def test_linear_svc_outputs_no_probability(trained: TrainedModels) -> None:
 
 
 def _stage_meta(root: Path, class_suffix: str) -> Path:
-    for meta in (root / "sparkml" / "stages").glob("*/metadata/part-*"):
+    for meta in sorted((root / "sparkml" / "stages").glob("*/metadata/part-*")):  # the first of its class
         if json.loads(meta.read_text())["class"].endswith(class_suffix):
             return meta
     raise AssertionError(f"no {class_suffix} stage under {root}")

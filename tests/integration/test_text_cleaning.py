@@ -7,12 +7,14 @@ from pathlib import Path
 from sentiment_mlops.features.text_cleaning import (
     CLEAN_TEXT_COL,
     CLEANING_RULES_V1,
+    CLEANING_RULES_V2,
     clean_text,
     cleaner_for_sql,
     cleaning_sql,
 )
 from sentiment_mlops.training.model_catalog import cleaning_stage
 
+# Rules v2 (v3, the default, adds marker tokens: V3_CASES below)
 CASES = {
     "@bob I LOVE this &amp; that!!! http://t.co/xyz": "i love this and that!!!",
     "Sooooo haaappy #blessed www.example.com/page": "soo haappy blessed",
@@ -33,16 +35,19 @@ V1_CASES = {"@bob I LOVE this &amp; that!!! http://t.co/xyz": "i love this and t
 
 def test_python_cleaning_examples() -> None:
     for raw, expected in CASES.items():
-        assert clean_text(raw) == expected, raw
+        assert clean_text(raw, CLEANING_RULES_V2) == expected, raw
 
 
 def test_spark_stage_matches_python_on_examples_and_real_tweets(spark, sample_csv: Path) -> None:
     real = [line.split('","', 1)[1].rstrip('"\n') for line in sample_csv.open(encoding="utf-8").readlines()[::400]]
     texts = list(CASES) + real
     df = spark.createDataFrame([(t,) for t in texts], ["text"])
-    got = [r[CLEAN_TEXT_COL] for r in cleaning_stage().transform(df).collect()]
-    assert got == [clean_text(t) for t in texts]
+    got = [r[CLEAN_TEXT_COL] for r in cleaning_stage(rules=CLEANING_RULES_V2).transform(df).collect()]
+    assert got == [clean_text(t, CLEANING_RULES_V2) for t in texts]
     assert got[: len(CASES)] == list(CASES.values())
+    # the default stage (the rules new models are trained with) and its twin
+    default = [r[CLEAN_TEXT_COL] for r in cleaning_stage().transform(df).collect()]
+    assert default == [clean_text(t) for t in texts] != got
 
 
 def test_null_text_becomes_empty(spark) -> None:

@@ -55,8 +55,25 @@ def test_psi_known_value_and_bin_mismatch() -> None:
 
 
 def test_tokens_follow_the_training_cleaning_and_pattern() -> None:
-    assert profile.tokens("@bob Sooooo GOOD!!! http://x.co/y #happy") == ["soo", "good", "!", "!", "!", "happy"]
+    # rules v3, as new models are trained: markers for the elongation, the capitals and the "!!!"
+    assert profile.tokens("@bob Sooooo GOOD!!! http://x.co/y #happy") == [
+        "soo", "zzelong", "good", "zzcaps", "!", "zzexcl", "happy"
+    ]  # fmt: skip
     assert profile.tokens(None) == []
+
+
+@pytest.mark.parametrize("rules", ["v2", "v3", None])
+def test_live_rows_are_tokenized_with_the_rules_of_the_profiles_model(rules: str | None) -> None:
+    # A model trained with rules v2 keeps being monitored after the default moved to v3: the same
+    # tweets must read as no drift at all. None: a profile saved before profiles named their rules.
+    version = rules or "v2"
+    ref = profile.reference_profile(
+        _frame(TWEETS, [0, 1] * 150), profile.build_vocabulary(TWEETS, rules_version=version), rules_version=version
+    )
+    if rules is None:
+        del ref["cleaning_rules"]
+    assert all(d["psi"] == 0.0 for d in profile.drift(ref, _frame(TWEETS, [0, 1] * 150)).values())
+    assert ref["features"]["top_terms"]["bins"].count("zzexcl") == (version == "v3")
 
 
 def test_profile_bins_the_reference_and_a_live_window_the_same_way() -> None:

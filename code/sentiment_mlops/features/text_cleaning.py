@@ -7,12 +7,12 @@ applied without importing Python code on the executors. The same rules run in pu
 Python regexes read the same way (no \\b: Java's is not ASCII-only). This module never imports
 pyspark: the online server imports it.
 
-Two versions exist. Models saved with the first (`CLEANING_RULES_V1`) stay servable: the
-Spark-free loader finds the version whose SQL equals the saved statement (:func:`cleaner_for_sql`).
-New models use `CLEANING_RULES` (v2), which adds negation scope marking: "not good" and
-"don't really like it" become "not neg_good", "don't neg_really neg_like neg_it", up to three
-words and never across punctuation. On the 100k sample this was the largest single gain out of
-domain (bench/train.py, README "Model quality"): "not good" no longer shares a feature with "good".
+Three versions exist, and models saved with any of them stay servable: the Spark-free loader
+finds the version whose SQL equals the saved statement (:func:`cleaner_for_sql`). v2 adds negation
+scope marking to v1: "not good" and "don't really like it" become "not neg_good",
+"don't neg_really neg_like neg_it", up to three words and never across punctuation, so "not good"
+no longer shares a feature with "good". v3, what new models use (`CLEANING_RULES`), adds marker
+tokens for words in capitals, emoticons, elongated words and "!!" / "?!" (README "Model quality").
 """
 
 from __future__ import annotations
@@ -129,8 +129,9 @@ def rules_v3(caps: bool = True, emoticons: bool = True, elongation: bool = True,
 
 
 CLEANING_RULES_V3: Rules = rules_v3()
-CLEANING_RULES = CLEANING_RULES_V2
 RULE_VERSIONS: dict[str, Rules] = {"v1": CLEANING_RULES_V1, "v2": CLEANING_RULES_V2, "v3": CLEANING_RULES_V3}
+DEFAULT_RULE_VERSION = "v3"  # what new models are trained with (the training job's --cleaning-rules)
+CLEANING_RULES = RULE_VERSIONS[DEFAULT_RULE_VERSION]
 
 
 def _sql_literal(value: str) -> str:

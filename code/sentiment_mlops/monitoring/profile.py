@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from sentiment_mlops.features.text_cleaning import TOKEN_PATTERN, clean_text
+from sentiment_mlops.features.text_cleaning import DEFAULT_RULE_VERSION, RULE_VERSIONS, TOKEN_PATTERN, clean_text
 
 PROFILE_SCHEMA = 1
 PROFILE_ARTIFACT = "monitoring/reference_profile.json"
@@ -44,13 +44,16 @@ OTHER_TERMS = "<other>"
 # PSI takes the log of each bin's share: an empty bin on either side counts as this share instead
 # of making the index infinite (the usual floor).
 PSI_FLOOR = 1e-4
+# The cleaning rules of a profile saved without the key: rules v2 were the default until v3.
+PROFILE_RULES_BEFORE_KEY = "v2"
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 
-def tokens(text: str | None) -> list[str]:
-    """The tokens training's pipeline sees: the cleaning rules, then the tokenizer's pattern."""
-    return _TOKEN_RE.findall(clean_text(text))
+def tokens(text: str | None, rules_version: str = DEFAULT_RULE_VERSION) -> list[str]:
+    """The tokens training's pipeline sees: the cleaning rules (the model's version), then the
+    tokenizer's pattern."""
+    return _TOKEN_RE.findall(clean_text(text, RULE_VERSIONS[rules_version]))
 
 
 def hash_bucket(token: str, buckets: int = HASH_BUCKETS) -> int:
@@ -59,9 +62,11 @@ def hash_bucket(token: str, buckets: int = HASH_BUCKETS) -> int:
     return zlib.crc32(token.encode("utf-8", "replace")) % buckets
 
 
-def build_vocabulary(texts: Iterable[str | None], size: int = VOCABULARY_SIZE) -> list[str]:
+def build_vocabulary(
+    texts: Iterable[str | None], size: int = VOCABULARY_SIZE, rules_version: str = DEFAULT_RULE_VERSION
+) -> list[str]:
     """The `size` most frequent tokens of `texts` (ties by token, so the list is reproducible)."""
-    counts = Counter(t for text in texts for t in tokens(text))
+    counts = Counter(t for text in texts for t in tokens(text, rules_version))
     return [term for term, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
 
 
@@ -101,8 +106,8 @@ def _stats(values: pd.Series) -> dict[str, float | None]:
     }
 
 
-def _token_lists(df: pd.DataFrame, text_col: str) -> list[list[str]]:
-    return [tokens(t) for t in df[text_col].tolist()]
+def _token_lists(df: pd.DataFrame, text_col: str, rules_version: str) -> list[list[str]]:
+    return [tokens(t, rules_version) for t in df[text_col].tolist()]
 
 
 def _term_counts(token_lists: list[list[str]], terms: Sequence[str], vocabulary: frozenset[str]) -> dict[str, list]:
@@ -140,13 +145,15 @@ def reference_profile(
     text_col: str = "text",
     prediction_col: str = "prediction",
     model: dict[str, Any] | None = None,
+    rules_version: str = DEFAULT_RULE_VERSION,
 ) -> dict[str, Any]:
     """The profile of a model's predictions `df` (a sample of its test split) as a JSON-ready dict.
     `vocabulary`: the training split's most frequent terms (see build_vocabulary); `model`: what
-    the profile describes (name, version, run), stored as given."""
+    the profile describes (name, version, run), stored as given; `rules_version`: the model's
+    cleaning rules, stored so that live rows are tokenized the same way."""
     if df.empty:
         raise ValueError("cannot profile an empty DataFrame")
-    token_lists = _token_lists(df, text_col)
+    token_lists = _token_lists(df, text_col, rules_version)
     lengths = df[text_col].fillna("").str.len()
     counts_per_row = pd.Series([len(t) for t in token_lists], dtype="int64")
     all_terms = Counter(t for toks in token_lists for t in toks)
@@ -177,6 +184,7 @@ def reference_profile(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": len(df),
         "model": model or {},
+        "cleaning_rules": rules_version,
         "oov_rate": features["oov"]["fractions"][1],
         "vocabulary": list(vocabulary),
         "features": features,
@@ -186,7 +194,7 @@ def reference_profile(
 def live_fractions(profile: dict[str, Any], df: pd.DataFrame, text_col: str = "text") -> dict[str, list[float]]:
     """The shares of live rows `df` in each bin of each feature of `profile`."""
     features = profile["features"]
-    token_lists = _token_lists(df, text_col)
+    token_lists = _token_lists(df, text_col, profile.get("cleaning_rules", PROFILE_RULES_BEFORE_KEY))
     lengths = df[text_col].fillna("").str.len()
     counts_per_row = pd.Series([len(t) for t in token_lists], dtype="int64")
     top = features["top_terms"]["bins"][:-1]

@@ -23,6 +23,7 @@ from sentiment_mlops.training.model_catalog import (
     DEFAULT_NB_SCALING,
     DEFAULT_RULES,
     FEATURES_COL,
+    LABEL_COL,
     MODEL_SPECS,
     UNSCALED_FEATURES_COL,
     ModelSpec,
@@ -112,7 +113,9 @@ def featurize(
     t0 = time.perf_counter()
     feature_model = fit_feature_model(train, num_features, bigrams, lexicon, RULE_VERSIONS[cleaning_rules], nb)
     timings["features_fit"] = time.perf_counter() - t0
-    train_f, val_f, test_f = (feature_model.transform(df) for df in (train, val, test))
+    # Only what the classifiers and the metrics read: cached with the pipeline's intermediate columns
+    # (tokens, TF, the lexicon's six token arrays), every fit iteration decoded them all again.
+    train_f, val_f, test_f = (feature_model.transform(df).select(LABEL_COL, FEATURES_COL) for df in (train, val, test))
     if enable_caching:
         t0 = time.perf_counter()
         train_f, val_f, test_f = (df.cache() for df in (train_f, val_f, test_f))

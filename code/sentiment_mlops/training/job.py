@@ -251,7 +251,7 @@ def run_training(args: argparse.Namespace, spark: SparkSession) -> TrainingSumma
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=tracking.PARENT_RUN_NAME) as parent:
         summary.parent_run_id = parent.info.run_id
         tracking.log_run_inputs(mlflow, args, load_report, summary.split_counts)
-        profile_inputs = profiling.profile_inputs(train, test, args.seed)
+        profile_inputs = profiling.profile_inputs(train, test, args.seed, args.cleaning_rules)
         tracking.log_and_register_models(
             mlflow, client, results, (test, gate_split), args, Path(tmp), alias, profile_inputs
         )

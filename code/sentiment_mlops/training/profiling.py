@@ -30,6 +30,7 @@ class ProfileInputs:
 
     test_sample: DataFrame
     vocabulary: list[str]
+    rules_version: str
 
 
 def _sample(df: DataFrame, rows: int, seed: int) -> DataFrame:
@@ -39,15 +40,19 @@ def _sample(df: DataFrame, rows: int, seed: int) -> DataFrame:
     return df
 
 
-def profile_inputs(train: DataFrame, test: DataFrame, seed: int, rows: int = PROFILE_ROWS) -> ProfileInputs:
-    """Sample both splits; the vocabulary comes from the training sample's most frequent terms."""
+def profile_inputs(
+    train: DataFrame, test: DataFrame, seed: int, rules_version: str, rows: int = PROFILE_ROWS
+) -> ProfileInputs:
+    """Sample both splits; the vocabulary comes from the training sample's most frequent terms,
+    tokenized with the models' cleaning rules."""
     train_texts: pd.DataFrame = _sample(train.select("text"), rows, seed).toPandas()
     test_sample = _sample(test.select("text"), rows, seed).cache()
-    return ProfileInputs(test_sample=test_sample, vocabulary=profile.build_vocabulary(train_texts["text"]))
+    vocabulary = profile.build_vocabulary(train_texts["text"], rules_version=rules_version)
+    return ProfileInputs(test_sample=test_sample, vocabulary=vocabulary, rules_version=rules_version)
 
 
 def model_profile(model: PipelineModel, inputs: ProfileInputs, describe: dict[str, Any]) -> dict[str, Any]:
     """The reference profile of `model` (its predictions on the test sample); `describe` says which
     model it is (stored in the profile)."""
     scored: pd.DataFrame = model.transform(inputs.test_sample).select("text", "prediction").toPandas()
-    return profile.reference_profile(scored, inputs.vocabulary, model=describe)
+    return profile.reference_profile(scored, inputs.vocabulary, model=describe, rules_version=inputs.rules_version)
