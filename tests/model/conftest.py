@@ -36,7 +36,10 @@ def sample_model(spark, sample_csv: Path, tmp_path_factory: pytest.TempPathFacto
     rest, _grouped = topic_split.split_by_topic(labelled, 0)  # train on everything, like the checks' users
     train, val, test = data_loading.split_dataset(rest, 0.98, 0.01, 42)
     defaults = training_job.build_arg_parser().parse_args(["--input", "x", "--output", "y"])
-    (result,) = fitting.train_models(spark, train, val, test, [BEHAVIOUR_MODEL], defaults.num_features)
+    # the recommended features (README "Model quality"), not the job's defaults
+    (result,) = fitting.train_models(
+        spark, train, val, test, [BEHAVIOUR_MODEL], defaults.num_features, lexicon=True, cleaning_rules="v3"
+    )
     path = tmp_path_factory.mktemp("behaviour-model") / "model"
     result.model.write().overwrite().save(str(path))
     return load_spark_ml_dir(path)

@@ -55,8 +55,9 @@ def test_psi_known_value_and_bin_mismatch() -> None:
 
 
 def test_tokens_follow_the_training_cleaning_and_pattern() -> None:
-    # rules v3, as new models are trained: markers for the elongation, the capitals and the "!!!"
-    assert profile.tokens("@bob Sooooo GOOD!!! http://x.co/y #happy") == [
+    assert profile.tokens("@bob Sooooo GOOD!!! http://x.co/y #happy", "v2") == ["soo", "good", "!", "!", "!", "happy"]
+    # rules v3: markers for the elongation, the capitals and the "!!!"
+    assert profile.tokens("@bob Sooooo GOOD!!! http://x.co/y #happy", "v3") == [
         "soo", "zzelong", "good", "zzcaps", "!", "zzexcl", "happy"
     ]  # fmt: skip
     assert profile.tokens(None) == []

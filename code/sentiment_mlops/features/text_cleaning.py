@@ -11,8 +11,8 @@ Three versions exist, and models saved with any of them stay servable: the Spark
 finds the version whose SQL equals the saved statement (:func:`cleaner_for_sql`). v2 adds negation
 scope marking to v1: "not good" and "don't really like it" become "not neg_good",
 "don't neg_really neg_like neg_it", up to three words and never across punctuation, so "not good"
-no longer shares a feature with "good". v3, what new models use (`CLEANING_RULES`), adds marker
-tokens for words in capitals, emoticons, elongated words and "!!" / "?!" (README "Model quality").
+no longer shares a feature with "good". v3 adds marker tokens for words in capitals, emoticons,
+elongated words and "!!" / "?!" (README "Model quality"). `CLEANING_RULES` is the training default.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def rules_v3(caps: bool = True, emoticons: bool = True, elongation: bool = True,
 
 CLEANING_RULES_V3: Rules = rules_v3()
 RULE_VERSIONS: dict[str, Rules] = {"v1": CLEANING_RULES_V1, "v2": CLEANING_RULES_V2, "v3": CLEANING_RULES_V3}
-DEFAULT_RULE_VERSION = "v3"  # what new models are trained with (the training job's --cleaning-rules)
+DEFAULT_RULE_VERSION = "v2"  # the training job's default --cleaning-rules (README "Model quality": v3 is better)
 CLEANING_RULES = RULE_VERSIONS[DEFAULT_RULE_VERSION]
 
 
