@@ -373,8 +373,9 @@ def production_airflow(
         "GCS_BUCKET": "prod-sentiment",
         "serving_batch_interval": "5",
     }
-    (Path(env["AIRFLOW_HOME"]) / "variables.json").write_text(json.dumps(variables))  # one CLI start for all
-    imported = airflow.run("variables", "import", str(Path(env["AIRFLOW_HOME"]) / "variables.json"))
+    variables_file = Path(env["AIRFLOW_HOME"]) / "variables.json"
+    variables_file.write_text(json.dumps(variables))  # one CLI start for all
+    imported = airflow.run("variables", "import", str(variables_file))
     assert imported.returncode == 0, imported.stderr[-2000:]
     return airflow
 

@@ -29,7 +29,7 @@ from sentiment_mlops.training.model_catalog import DEFAULT_LEXICON, MODEL_SPECS
 pytestmark = pytest.mark.integration
 
 NUM_FEATURES = 32768  # the training job's default hashing space
-# the classifier's input: the hashed terms, then one count per lexicon bucket (--lexicon, the default)
+# the classifier's input: the hashed terms, then one count per lexicon bucket when --lexicon is the default
 INPUT_SIZE = NUM_FEATURES + (len(lexicon.BUCKETS) if DEFAULT_LEXICON else 0)
 TRAIN_ROWS = 3000
 EXPERIMENT = "spark-free-model-tests"

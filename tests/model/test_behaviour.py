@@ -73,9 +73,10 @@ def test_negation_flips_the_margin(sample_model: SparkFreeModel) -> None:
 
 # Everyday sentences with an emoticon added. The sample had its emoticons stripped, so an emoticon
 # counts only through the cleaning rules' markers and the lexicon's valence for them (rules v3 with
-# --lexicon, the default): a smiley must raise P(positive) and a frown lower it. Smileys mostly decide;
-# frowns move the margin far less (about 0.06 against 0.44 on the sample's model: the weight learned
-# for the lexicon's medium-negative count is small), so they are not asked to decide (README "Model quality").
+# --lexicon, the recommended features this model has): a smiley must raise P(positive) and a frown
+# lower it. Smileys mostly decide; frowns move the margin far less (about 0.06 against 0.44 on the
+# sample's model: the weight learned for the lexicon's medium-negative count is small), so they are
+# not asked to decide (README "Model quality").
 EMOTICON_BASES = ["on my way to work", "the meeting moved to thursday", "just got home", "reading the news"]
 HAPPY, SAD = (":)", ":-)", ":D", "<3"), (":(", ":-(", ":'(")
 

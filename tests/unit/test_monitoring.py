@@ -65,7 +65,7 @@ def test_tokens_follow_the_training_cleaning_and_pattern() -> None:
 
 @pytest.mark.parametrize("rules", ["v2", "v3", None])
 def test_live_rows_are_tokenized_with_the_rules_of_the_profiles_model(rules: str | None) -> None:
-    # A model trained with rules v2 keeps being monitored after the default moved to v3: the same
+    # Live rows are tokenized with the rules of the profile's model, whatever the default: the same
     # tweets must read as no drift at all. None: a profile saved before profiles named their rules.
     version = rules or "v2"
     ref = profile.reference_profile(

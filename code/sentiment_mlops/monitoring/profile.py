@@ -44,7 +44,7 @@ OTHER_TERMS = "<other>"
 # PSI takes the log of each bin's share: an empty bin on either side counts as this share instead
 # of making the index infinite (the usual floor).
 PSI_FLOOR = 1e-4
-# The cleaning rules of a profile saved without the key: rules v2 were the default until v3.
+# The cleaning rules of a profile saved without the key: every model was trained with v2 until profiles named them.
 PROFILE_RULES_BEFORE_KEY = "v2"
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)

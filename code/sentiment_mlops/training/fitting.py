@@ -113,8 +113,8 @@ def featurize(
     t0 = time.perf_counter()
     feature_model = fit_feature_model(train, num_features, bigrams, lexicon, RULE_VERSIONS[cleaning_rules], nb)
     timings["features_fit"] = time.perf_counter() - t0
-    # Only what the classifiers and the metrics read: cached with the pipeline's intermediate columns
-    # (tokens, TF, the lexicon's six token arrays), every fit iteration decoded them all again.
+    # Only what the classifiers and the metrics read: the pipeline's intermediate columns (tokens, TF,
+    # the lexicon's six token arrays) would take cache memory for nothing.
     train_f, val_f, test_f = (feature_model.transform(df).select(LABEL_COL, FEATURES_COL) for df in (train, val, test))
     if enable_caching:
         t0 = time.perf_counter()
