@@ -77,6 +77,13 @@ def test_live_rows_are_tokenized_with_the_rules_of_the_profiles_model(rules: str
     assert ref["features"]["top_terms"]["bins"].count("zzexcl") == (version == "v3")
 
 
+def test_a_profile_of_unknown_cleaning_rules_is_a_clear_error() -> None:
+    ref = profile.reference_profile(_frame(TWEETS, [0, 1] * 150), profile.build_vocabulary(TWEETS))
+    ref["cleaning_rules"] = "v9"  # written by a newer release
+    with pytest.raises(ValueError, match=r"made with cleaning rules 'v9'; this code knows v1, v2, v3"):
+        profile.drift(ref, _frame(TWEETS, [0, 1] * 150))
+
+
 def test_profile_bins_the_reference_and_a_live_window_the_same_way() -> None:
     vocabulary = profile.build_vocabulary(TWEETS)
     ref = profile.reference_profile(_frame(TWEETS, [0, 1] * 150), vocabulary, model={"run_id": "r1"})

@@ -191,10 +191,19 @@ def reference_profile(
     }
 
 
+def _profile_rules(profile: dict[str, Any]) -> str:
+    """The cleaning rule version `profile` was tokenized with; a clear error for one this code lacks."""
+    rules = profile.get("cleaning_rules", PROFILE_RULES_BEFORE_KEY)
+    if rules not in RULE_VERSIONS:
+        known = ", ".join(RULE_VERSIONS)
+        raise ValueError(f"reference profile made with cleaning rules {rules!r}; this code knows {known}")
+    return str(rules)
+
+
 def live_fractions(profile: dict[str, Any], df: pd.DataFrame, text_col: str = "text") -> dict[str, list[float]]:
     """The shares of live rows `df` in each bin of each feature of `profile`."""
     features = profile["features"]
-    token_lists = _token_lists(df, text_col, profile.get("cleaning_rules", PROFILE_RULES_BEFORE_KEY))
+    token_lists = _token_lists(df, text_col, _profile_rules(profile))
     lengths = df[text_col].fillna("").str.len()
     counts_per_row = pd.Series([len(t) for t in token_lists], dtype="int64")
     top = features["top_terms"]["bins"][:-1]
